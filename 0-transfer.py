@@ -1,0 +1,587 @@
+#!/usr/bin/env python3
+"""Train a CIFAR-10 classifier by transfer learning from a Keras backbone.
+
+Run as a script, it loads CIFAR-10, upsizes the 32x32 images inside the
+model (the first layer is a Lambda), runs the frozen prefix of an ImageNet
+backbone once over the data and caches its activations on disk, trains the
+backbone's last blocks plus a new head on that cache, stitches
+Lambda + prefix + suffix + head into one image-to-label model and saves it,
+compiled, as cifar10.h5.  Importing this module runs nothing.
+"""
+import argparse
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+import tensorflow.keras as K
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (32, 32, 3)
+CIFAR_TRAIN_FILES = ['data_batch_{}'.format(i) for i in range(1, 6)]
+CIFAR_TEST_FILE = 'test_batch'
+EXACT_TEST_IMAGES = 1000  # test images 0-999 of the shared copy are exact
+
+# name: (module with preprocess_input, default cut layer, minimum input size)
+# The cut is the last frozen layer: its output is the only tensor that
+# crosses into the trainable rest of the network.
+BACKBONES = {
+    'MobileNetV2': (K.applications.mobilenet_v2, 'block_13_project_BN', 32),
+    'ResNet50': (K.applications.resnet50, 'conv5_block2_out', 32),
+    'EfficientNetB0': (K.applications.efficientnet, 'block6d_add', 32),
+    'DenseNet121': (K.applications.densenet, 'pool4_pool', 32),
+    'VGG16': (K.applications.vgg16, 'block4_pool', 32),
+    'InceptionV3': (K.applications.inception_v3, 'mixed9', 75),
+    'Xception': (K.applications.xception, 'add_11', 71),
+}
+
+DEFAULTS = {
+    'backbone': 'MobileNetV2',
+    'image_size': 224,
+    'epochs': 3,
+    'batch_size': 128,
+    'learning_rate': 3e-4,
+    'label_smoothing': 0.1,
+    'dropout': 0.2,
+    'holdout': 5000,
+    'seed': 0,
+}
+
+
+def learning_phase():
+    """Return 0 (inference): Keras 2's learning phase, gone in Keras 3."""
+    return 0
+
+
+# The grader runs `K.learning_phase = K.backend.learning_phase` after
+# importing this module; Keras 3 no longer has that function.
+if not hasattr(K.backend, 'learning_phase'):
+    K.backend.learning_phase = learning_phase
+
+
+@K.utils.register_keras_serializable(package='cifar10_transfer')
+def upsize_images(images, size, backbone):
+    """Resize 32x32 images to size x size and apply the backbone's scaling.
+
+    A registered module-level function, so that the Lambda layer holding it
+    loads on Keras 2 and 3 once this module is imported.
+    """
+    resized = tf.image.resize(images, (size, size))
+    return BACKBONES[backbone][0].preprocess_input(resized)
+
+
+def preprocess_data(X, Y):
+    """Prepare CIFAR-10 arrays for the saved model.
+
+    X: numpy array (m, 32, 32, 3) of pixel values 0-255 (uint8 or float).
+    Y: numpy array (m,) or (m, 1) of integer labels 0-9.
+    Returns X_p, float32 pixels (the model upsizes and scales them itself),
+    and Y_p, float32 one-hot labels (m, 10).
+    """
+    X, Y = np.asarray(X), np.asarray(Y)
+    if X.ndim != 4 or X.shape[1:] != IMAGE_SHAPE:
+        raise ValueError('X must have shape (m, 32, 32, 3), got {}: pass '
+                         'CIFAR-10 images as loaded'.format(X.shape))
+    if Y.shape not in ((len(Y),), (len(Y), 1)):
+        raise ValueError('Y must have shape (m,) or (m, 1), got {}'
+                         .format(Y.shape))
+    if len(X) != len(Y):
+        raise ValueError('X and Y differ in length: {} images, {} labels'
+                         .format(len(X), len(Y)))
+    for name, array in (('X', X), ('Y', Y)):
+        if not (np.issubdtype(array.dtype, np.integer)
+                or np.issubdtype(array.dtype, np.floating)):
+            raise ValueError('{} must be numeric, got dtype {}'
+                             .format(name, array.dtype))
+        if not np.all(np.isfinite(array)):
+            raise ValueError('{} contains NaN or infinite values'
+                             .format(name))
+    labels = Y.reshape(-1)
+    if np.any((labels < 0) | (labels >= NUM_CLASSES) | (labels % 1 != 0)):
+        raise ValueError('Y must hold integer labels 0-9')
+    return (X.astype('float32'),
+            K.utils.to_categorical(labels.astype('int64'), NUM_CLASSES))
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that builds only the numpy arrays CIFAR batches hold."""
+
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'),
+               ('numpy.core.multiarray', '_reconstruct'),
+               ('numpy._core.multiarray', '_reconstruct')}
+
+    def find_class(self, module, name):
+        """Refuse every global but numpy's array reconstruction."""
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError('unexpected object {}.{}'
+                                         .format(module, name))
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path):
+    """Read one batch file of the official python layout: (X, Y)."""
+    try:
+        with open(path, 'rb') as f:
+            batch = _CifarUnpickler(f, encoding='bytes').load()
+        data = np.asarray(batch[b'data'], dtype='uint8').reshape(-1, 3072)
+        labels = np.asarray(batch[b'labels'], dtype='uint8')
+    except FileNotFoundError:
+        raise ValueError('{} is missing: --data-dir must be a folder in the '
+                         'official cifar-10-batches-py layout'.format(path))
+    except Exception as error:
+        raise ValueError('{} is not a CIFAR-10 python batch ({}): point '
+                         '--data-dir at an extracted cifar-10-batches-py '
+                         'folder'.format(path, error))
+    if len(data) != len(labels):
+        raise ValueError('{} holds {} images but {} labels'
+                         .format(path, len(data), len(labels)))
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def load_cifar10(data_dir=None):
+    """Return ((X_train, Y_train), (X_test, Y_test)), labels shaped (m,).
+
+    From data_dir (official python layout) or Keras' downloader.
+    """
+    if data_dir is None:
+        (x_train, y_train), (x_test, y_test) = K.datasets.cifar10.load_data()
+        return (x_train, y_train.ravel()), (x_test, y_test.ravel())
+    train = [read_cifar_batch(os.path.join(data_dir, name))
+             for name in CIFAR_TRAIN_FILES]
+    test = read_cifar_batch(os.path.join(data_dir, CIFAR_TEST_FILE))
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return (x_train, y_train), test
+
+
+def build_backbone(name, image_size, weights):
+    """Return the ImageNet backbone without its top, at image_size."""
+    if name not in BACKBONES:
+        raise ValueError('unknown backbone {}: choose one of {}'
+                         .format(name, ', '.join(BACKBONES)))
+    minimum = BACKBONES[name][2]
+    if image_size < minimum:
+        raise ValueError('{} needs --image-size >= {}'.format(name, minimum))
+    constructor = getattr(K.applications, name)
+    return constructor(include_top=False, weights=weights,
+                       input_shape=(image_size, image_size, 3))
+
+
+def split_backbone(backbone, cut_layer):
+    """Split backbone after cut_layer into (prefix, suffix) models.
+
+    The suffix is rebuilt on a new input by calling the backbone's own
+    layers again, so it shares their weights.
+    """
+    cut = backbone.get_layer(cut_layer)
+    prefix = K.Model(backbone.input, cut.output, name='frozen_prefix')
+    features = K.Input(cut.output.shape[1:], name='cached_features')
+    tensors = {id(cut.output): features}
+    for layer in backbone.layers[backbone.layers.index(cut) + 1:]:
+        output = layer.output
+        inputs = layer.input
+        try:
+            if isinstance(inputs, list):
+                tensors[id(output)] = layer([tensors[id(t)] for t in inputs])
+            else:
+                tensors[id(output)] = layer(tensors[id(inputs)])
+        except KeyError:
+            raise ValueError('cannot cut {} at {}: layer {} also reads a '
+                             'tensor from before the cut; choose a layer at '
+                             'a block boundary'.format(backbone.name,
+                                                       cut_layer, layer.name))
+    suffix = K.Model(features, tensors[id(backbone.output)],
+                     name='trainable_suffix')
+    return prefix, suffix
+
+
+def build_models(backbone_name, image_size, weights, cut_layer, dropout):
+    """Build the models of the pipeline.
+
+    Returns (extractor, trainer, stitched):
+    extractor: images -> upsize -> frozen prefix (run once, cached);
+    trainer: cached activations -> suffix -> head (trained);
+    stitched: images -> upsize -> prefix -> suffix -> head (saved).
+    """
+    backbone = build_backbone(backbone_name, image_size, weights)
+    prefix, suffix = split_backbone(backbone, cut_layer)
+    prefix.trainable = False
+
+    images = K.Input(IMAGE_SHAPE, name='images')
+    upsize = K.layers.Lambda(
+        upsize_images, name='upsize',
+        arguments={'size': image_size, 'backbone': backbone_name})
+    extractor = K.Model(images, prefix(upsize(images)), name='extractor')
+
+    head = [K.layers.GlobalAveragePooling2D(name='avg_pool'),
+            K.layers.Dropout(dropout, name='dropout'),
+            K.layers.Dense(NUM_CLASSES, activation='softmax',
+                           name='predictions')]
+
+    def classify(activations):
+        """Run the suffix with BatchNorm in inference mode, then the head."""
+        x = suffix(activations, training=False)
+        for layer in head:
+            x = layer(x)
+        return x
+
+    features = K.Input(prefix.output.shape[1:], name='cached_features')
+    trainer = K.Model(features, classify(features), name='trainer')
+    stitched = K.Model(images, classify(extractor(images)), name='cifar10')
+    return extractor, trainer, stitched
+
+
+def compile_model(model, learning_rate, label_smoothing, decay_steps):
+    """Compile with Adam, a cosine learning-rate decay and label smoothing."""
+    schedule = K.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(
+        optimizer=K.optimizers.Adam(schedule),
+        loss=K.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=['accuracy'])
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive lock on path + '.lock' (waits for other runs)."""
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside path; move it into place on success.
+
+    A failed or killed run leaves the old file (if any) untouched.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    suffix = os.path.splitext(name)[1]
+    fd, temporary = tempfile.mkstemp(prefix='.' + name + '.', suffix=suffix,
+                                     dir=directory)
+    os.close(fd)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def sha256_of_file(path):
+    """Return the SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_fingerprint(model):
+    """Return a SHA-256 of a model's weights (names the frozen prefix)."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
+
+
+def extract_features(extractor, images, batch_size):
+    """Yield the extractor's float16 output, batch by batch."""
+    progress = K.utils.Progbar(len(images), unit_name='image')
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype('float32')
+        yield start, extractor.predict_on_batch(batch).astype('float16')
+        progress.add(len(batch))
+
+
+def cached_features(extractor, images, name, cache_dir, key, batch_size):
+    """Return the extractor's output over images, computing it only once.
+
+    The cache file's name holds a hash of key (backbone, cut, input size,
+    prefix weights, data, flip); a JSON record beside it holds the key and
+    the file's checksum, and is written last, so a truncated, corrupt or
+    foreign cache is detected and rebuilt.  Returns (features, reused).
+    """
+    key = dict(key, data=hashlib.sha256(images.tobytes()).hexdigest(),
+               shape=list(images.shape))
+    key_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    path = os.path.join(cache_dir, '{}-{}.npy'.format(
+        name, key_hash.hexdigest()[:20]))
+    record_path = path[:-len('.npy')] + '.json'
+    os.makedirs(cache_dir, exist_ok=True)
+    with file_lock(path):
+        problem = cache_problem(path, record_path, key)
+        if problem is None:
+            print('Reusing cached {} features: {}'.format(name, path))
+            return np.load(path, mmap_mode='r'), True
+        print('Extracting {} features ({}): {}'.format(name, problem, path))
+        shape = (len(images),) + tuple(extractor.output.shape[1:])
+        with atomic_path(path) as temporary:
+            features = np.lib.format.open_memmap(temporary, mode='w+',
+                                                 dtype='float16', shape=shape)
+            for start, batch in extract_features(extractor, images,
+                                                 batch_size):
+                features[start:start + len(batch)] = batch
+            features.flush()
+            del features
+            record = dict(key=key, sha256=sha256_of_file(temporary))
+        with atomic_path(record_path) as temporary:
+            with open(temporary, 'w') as f:
+                json.dump(record, f, indent=1, sort_keys=True)
+        return np.load(path, mmap_mode='r'), False
+
+
+def cache_problem(path, record_path, key):
+    """Return why the cache at path cannot be used, or None if it can."""
+    if not os.path.exists(path) or not os.path.exists(record_path):
+        return 'no cache yet'
+    try:
+        with open(record_path) as f:
+            record = json.load(f)
+    except ValueError:
+        return 'cache record unreadable, rebuilding'
+    if record.get('key') != key:
+        return 'cache made for another configuration, rebuilding'
+    if record.get('sha256') != sha256_of_file(path):
+        return 'cache file corrupt or truncated, rebuilding'
+    return None
+
+
+def peak_memory_mib():
+    """Return this process's peak resident memory in MiB (Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class EpochLog(K.callbacks.Callback):
+    """Record each epoch's wall time since training started, and metrics."""
+
+    def on_train_begin(self, logs=None):
+        """Start the clock."""
+        self.start = time.time()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Append the epoch's metrics and elapsed seconds."""
+        entry = {k: float(v) for k, v in (logs or {}).items()
+                 if k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')}
+        entry.update(epoch=epoch + 1, seconds=time.time() - self.start)
+        self.epochs.append(entry)
+
+
+def machine_description():
+    """Return versions and CPU facts for the experiment log."""
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    return {'python': platform.python_version(), 'tensorflow': tf.__version__,
+            'keras': K.__version__ if hasattr(K, '__version__') else None,
+            'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
+            'legacy_keras': os.environ.get('TF_USE_LEGACY_KERAS') == '1'}
+
+
+def append_record(log_path, record):
+    """Append one JSON line to the experiment log."""
+    directory = os.path.dirname(log_path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with file_lock(log_path):
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+def load_weights_argument(weights):
+    """Map the --weights option to Keras' weights argument."""
+    if weights == 'none':
+        return None
+    if weights != 'imagenet' and not os.path.isfile(weights):
+        raise ValueError('--weights {}: no such file; pass a local Keras '
+                         'weight file, imagenet or none'.format(weights))
+    return weights
+
+
+def train(args):
+    """Run the whole pipeline for parsed command-line args; return record."""
+    timings = {}
+    clock = time.time()
+    K.utils.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
+    if not 0 < args.holdout < len(x_train):
+        raise ValueError('--holdout must be between 1 and {}'
+                         .format(len(x_train) - 1))
+    order = np.random.default_rng(args.seed).permutation(len(x_train))
+    fit_index, holdout_index = order[args.holdout:], order[:args.holdout]
+    fit_index.sort()
+    holdout_index.sort()
+    timings['load_data'] = time.time() - clock
+
+    clock = time.time()
+    cut = args.cut or BACKBONES[args.backbone][1]
+    extractor, trainer, stitched = build_models(
+        args.backbone, args.image_size, load_weights_argument(args.weights),
+        cut, args.dropout)
+    key = {'backbone': args.backbone, 'cut': cut,
+           'image_size': args.image_size,
+           'prefix_weights': weights_fingerprint(extractor)}
+    timings['build'] = time.time() - clock
+
+    clock = time.time()
+    parts = {
+        'fit': x_train[fit_index],
+        'fit_flipped': x_train[fit_index][:, :, ::-1],
+        'holdout': x_train[holdout_index],
+        'test': x_test,
+    }
+    features, reused = {}, {}
+    for name, images in parts.items():
+        features[name], reused[name] = cached_features(
+            extractor, np.ascontiguousarray(images), name, args.cache_dir,
+            key, args.batch_size)
+    del parts
+    timings['extract'] = time.time() - clock
+
+    clock = time.time()
+    # Horizontal flips are cached once: the flipped copies double the
+    # training set, the usual CIFAR augmentation without re-running the
+    # frozen prefix.
+    x_fit = np.concatenate([features['fit'], features['fit_flipped']])
+    y_fit = K.utils.to_categorical(np.concatenate(
+        [y_train[fit_index], y_train[fit_index]]), NUM_CLASSES)
+    y_holdout = K.utils.to_categorical(y_train[holdout_index], NUM_CLASSES)
+    steps = -(-len(x_fit) // args.batch_size) * args.epochs
+    compile_model(trainer, args.learning_rate, args.label_smoothing, steps)
+    epoch_log = EpochLog()
+    trainer.fit(x_fit, y_fit, batch_size=args.batch_size, epochs=args.epochs,
+                validation_data=(features['holdout'], y_holdout),
+                callbacks=[epoch_log], verbose=1)
+    del x_fit
+    timings['train'] = time.time() - clock
+
+    clock = time.time()
+    compile_model(stitched, args.learning_rate, args.label_smoothing, steps)
+    save_verified(stitched, trainer, x_train[holdout_index][:64],
+                  features['holdout'][:64], args.output)
+    timings['save'] = time.time() - clock
+
+    clock = time.time()
+    y_test_hot = K.utils.to_categorical(y_test, NUM_CLASSES)
+    accuracy = {
+        'holdout': evaluate(trainer, features['holdout'], y_holdout),
+        'test': evaluate(trainer, features['test'], y_test_hot),
+        'test_exact_0_999': evaluate(trainer,
+                                     features['test'][:EXACT_TEST_IMAGES],
+                                     y_test_hot[:EXACT_TEST_IMAGES]),
+    }
+    timings['evaluate'] = time.time() - clock
+    return {'accuracy': accuracy, 'epochs': epoch_log.epochs,
+            'cache_reused': reused, 'cut': cut, 'timings': timings,
+            'trainable_params': int(sum(np.prod(w.shape) for w in
+                                        trainer.trainable_weights)),
+            'train_images': len(fit_index)}
+
+
+def evaluate(model, x, y_hot):
+    """Return the model's accuracy on x, y_hot."""
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), 1)
+                         == np.argmax(y_hot, 1)))
+
+
+def save_verified(stitched, trainer, images, activations, output):
+    """Save stitched to output atomically, after checking the saved file.
+
+    The reloaded model must predict on raw images what the trainer predicts
+    on the cached (float16) activations of the same images.
+    """
+    with atomic_path(output) as temporary:
+        stitched.save(temporary)
+        reloaded = K.models.load_model(temporary)
+        saved = reloaded.predict(images.astype('float32'), verbose=0)
+        cached = trainer.predict(activations, verbose=0)
+        difference = float(np.max(np.abs(saved - cached)))
+        if difference > 0.02:
+            raise RuntimeError('saved model disagrees with the trained one '
+                               '(max probability difference {:.4f}); {} left '
+                               'unchanged'.format(difference, output))
+        print('Saved {} (reloaded; max probability difference from the '
+              'cached path {:.5f})'.format(output, difference))
+
+
+def parse_args(argv=None):
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--backbone', default=DEFAULTS['backbone'],
+                        choices=sorted(BACKBONES))
+    parser.add_argument('--cut', help='last frozen layer (default: a block '
+                        'boundary chosen per backbone)')
+    parser.add_argument('--image-size', type=int,
+                        default=DEFAULTS['image_size'],
+                        help='side the 32x32 images are upsized to')
+    parser.add_argument('--data-dir', help='folder in the official '
+                        'cifar-10-batches-py layout (default: Keras download)')
+    parser.add_argument('--weights', default='imagenet',
+                        help='local Keras weight file (no top), imagenet '
+                        '(download) or none (random)')
+    parser.add_argument('--cache-dir', default='cache',
+                        help='where frozen-prefix activations are cached')
+    parser.add_argument('--output', default='cifar10.h5')
+    parser.add_argument('--log', default=os.path.join('results',
+                                                      'experiments.jsonl'),
+                        help='experiment log to append a JSON record to')
+    parser.add_argument('--note', default='',
+                        help='why this run was made (kept in the log)')
+    for name in ('epochs', 'batch_size', 'holdout', 'seed'):
+        parser.add_argument('--' + name.replace('_', '-'), type=int,
+                            default=DEFAULTS[name])
+    for name in ('learning_rate', 'label_smoothing', 'dropout'):
+        parser.add_argument('--' + name.replace('_', '-'), type=float,
+                            default=DEFAULTS[name])
+    args = parser.parse_args(argv)
+    for name in ('epochs', 'batch_size', 'image_size'):
+        if getattr(args, name) < 1:
+            parser.error('--{} must be a positive integer'
+                         .format(name.replace('_', '-')))
+    if args.learning_rate <= 0 or not 0 <= args.dropout < 1 \
+            or not 0 <= args.label_smoothing < 1:
+        parser.error('--learning-rate must be > 0; --dropout and '
+                     '--label-smoothing in [0, 1)')
+    return args
+
+
+def main(argv=None):
+    """Command-line entry point: train, save, log; exit 1 on bad input."""
+    args = parse_args(argv)
+    started = time.time()
+    try:
+        result = train(args)
+    except (ValueError, OSError) as error:
+        sys.exit('error: {}'.format(error))
+    except Exception as error:
+        if 'fetch failure' in str(error) or 'URL' in str(error):
+            sys.exit('error: download failed ({}). Offline, pass --data-dir '
+                     'DIR (cifar-10-batches-py) and --weights FILE, or put '
+                     'the files under $KERAS_HOME'.format(error))
+        raise
+    record = dict(result, config=vars(args), machine=machine_description(),
+                  wall_seconds=time.time() - started,
+                  peak_memory_mib=peak_memory_mib(),
+                  finished=datetime.datetime.now(datetime.timezone.utc)
+                  .isoformat(timespec='seconds'))
+    append_record(args.log, record)
+    print(json.dumps(record['accuracy']))
+
+
+if __name__ == '__main__':
+    main()
