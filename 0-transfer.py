@@ -14,6 +14,7 @@ import datetime
 import fcntl
 import hashlib
 import json
+from importlib import metadata
 import os
 import pickle
 import platform
@@ -32,17 +33,17 @@ CIFAR_TRAIN_FILES = ['data_batch_{}'.format(i) for i in range(1, 6)]
 CIFAR_TEST_FILE = 'test_batch'
 EXACT_TEST_IMAGES = 1000  # test images 0-999 of the shared copy are exact
 
-# name: (module with preprocess_input, default cut layer, minimum input size)
+# name: (its keras.applications module, default cut layer, minimum input)
 # The cut is the last frozen layer: its output is the only tensor that
 # crosses into the trainable rest of the network.
 BACKBONES = {
-    'MobileNetV2': (K.applications.mobilenet_v2, 'block_13_project_BN', 32),
-    'ResNet50': (K.applications.resnet50, 'conv5_block2_out', 32),
-    'EfficientNetB0': (K.applications.efficientnet, 'block6d_add', 32),
-    'DenseNet121': (K.applications.densenet, 'pool4_pool', 32),
-    'VGG16': (K.applications.vgg16, 'block4_pool', 32),
-    'InceptionV3': (K.applications.inception_v3, 'mixed9', 75),
-    'Xception': (K.applications.xception, 'add_11', 71),
+    'MobileNetV2': ('mobilenet_v2', 'block_13_project_BN', 32),
+    'ResNet50': ('resnet50', 'conv5_block2_out', 32),
+    'EfficientNetB0': ('efficientnet', 'block6d_add', 32),
+    'DenseNet121': ('densenet', 'pool4_pool', 32),
+    'VGG16': ('vgg16', 'block4_pool', 32),
+    'InceptionV3': ('inception_v3', 'mixed9', 75),
+    'Xception': ('xception', 'add_11', 71),
 }
 
 DEFAULTS = {
@@ -70,14 +71,17 @@ if not hasattr(K.backend, 'learning_phase'):
 
 
 @K.utils.register_keras_serializable(package='cifar10_transfer')
-def upsize_images(images, size, backbone):
-    """Resize 32x32 images to size x size and apply the backbone's scaling.
+def upsize_images(images, size, application):
+    """Resize 32x32 images to size x size, then scale them as the backbone's
+    keras.applications module does.
 
-    A registered module-level function, so that the Lambda layer holding it
-    loads on Keras 2 and 3 once this module is imported.
+    Registered, and using no global but tf, so that the Lambda layer holding
+    it loads on Keras 3 (by its registered name, once this module is
+    imported) and on Keras 2 (which stores its bytecode).
     """
     resized = tf.image.resize(images, (size, size))
-    return BACKBONES[backbone][0].preprocess_input(resized)
+    return getattr(tf.keras.applications, application).preprocess_input(
+        resized)
 
 
 def preprocess_data(X, Y):
@@ -109,8 +113,12 @@ def preprocess_data(X, Y):
     labels = Y.reshape(-1)
     if np.any((labels < 0) | (labels >= NUM_CLASSES) | (labels % 1 != 0)):
         raise ValueError('Y must hold integer labels 0-9')
-    return (X.astype('float32'),
-            K.utils.to_categorical(labels.astype('int64'), NUM_CLASSES))
+    return X.astype('float32'), one_hot(labels)
+
+
+def one_hot(labels):
+    """Return float32 one-hot rows (m, 10) for integer labels."""
+    return np.eye(NUM_CLASSES, dtype='float32')[labels.astype('int64')]
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -220,8 +228,10 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout):
     images = K.Input(IMAGE_SHAPE, name='images')
     upsize = K.layers.Lambda(
         upsize_images, name='upsize',
-        arguments={'size': image_size, 'backbone': backbone_name})
-    extractor = K.Model(images, prefix(upsize(images)), name='extractor')
+        arguments={'size': image_size,
+                   'application': BACKBONES[backbone_name][0]})
+    activations = prefix(upsize(images))
+    extractor = K.Model(images, activations, name='extractor')
 
     head = [K.layers.GlobalAveragePooling2D(name='avg_pool'),
             K.layers.Dropout(dropout, name='dropout'),
@@ -237,7 +247,7 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout):
 
     features = K.Input(prefix.output.shape[1:], name='cached_features')
     trainer = K.Model(features, classify(features), name='trainer')
-    stitched = K.Model(images, classify(extractor(images)), name='cifar10')
+    stitched = K.Model(images, classify(activations), name='cifar10')
     return extractor, trainer, stitched
 
 
@@ -385,10 +395,11 @@ def machine_description():
             names = [line.split(':', 1)[1].strip() for line in f
                      if line.startswith('model name')]
         cpu = names[0] if names else cpu
+    legacy = os.environ.get('TF_USE_LEGACY_KERAS') == '1'
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
-            'keras': K.__version__ if hasattr(K, '__version__') else None,
-            'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
-            'legacy_keras': os.environ.get('TF_USE_LEGACY_KERAS') == '1'}
+            'keras': metadata.version('tf_keras' if legacy else 'keras'),
+            'legacy_keras': legacy, 'numpy': np.__version__, 'cpu': cpu,
+            'cores': os.cpu_count()}
 
 
 def append_record(log_path, record):
@@ -456,9 +467,8 @@ def train(args):
     # training set, the usual CIFAR augmentation without re-running the
     # frozen prefix.
     x_fit = np.concatenate([features['fit'], features['fit_flipped']])
-    y_fit = K.utils.to_categorical(np.concatenate(
-        [y_train[fit_index], y_train[fit_index]]), NUM_CLASSES)
-    y_holdout = K.utils.to_categorical(y_train[holdout_index], NUM_CLASSES)
+    y_fit = one_hot(np.concatenate([y_train[fit_index]] * 2))
+    y_holdout = one_hot(y_train[holdout_index])
     steps = -(-len(x_fit) // args.batch_size) * args.epochs
     compile_model(trainer, args.learning_rate, args.label_smoothing, steps)
     epoch_log = EpochLog()
@@ -475,7 +485,7 @@ def train(args):
     timings['save'] = time.time() - clock
 
     clock = time.time()
-    y_test_hot = K.utils.to_categorical(y_test, NUM_CLASSES)
+    y_test_hot = one_hot(y_test)
     accuracy = {
         'holdout': evaluate(trainer, features['holdout'], y_holdout),
         'test': evaluate(trainer, features['test'], y_test_hot),

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Shared fixtures: the project module, tiny CIFAR-10 folders, a runner."""
+import importlib
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_DIR)
+
+# Small, fast settings every CLI test shares: no weights, 32x32 inputs.
+TINY_ARGS = ['--weights', 'none', '--image-size', '32', '--epochs', '1',
+             '--batch-size', '16', '--holdout', '20']
+
+
+def write_cifar_dir(path, per_batch=40, seed=0):
+    """Write a tiny CIFAR-10 folder in the official python pickle layout.
+
+    Protocol 4: Keras 3's restricted unpickler refuses protocol 2 pickles
+    written by Python 3.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(path, exist_ok=True)
+    names = ['data_batch_{}'.format(i) for i in range(1, 6)] + ['test_batch']
+    for name in names:
+        batch = {b'batch_label': name.encode(),
+                 b'labels': rng.integers(0, 10, per_batch).tolist(),
+                 b'data': rng.integers(0, 256, (per_batch, 3072),
+                                       dtype=np.uint8),
+                 b'filenames': [b'img.png'] * per_batch}
+        with open(os.path.join(path, name), 'wb') as f:
+            pickle.dump(batch, f, protocol=4)
+    with open(os.path.join(path, 'batches.meta'), 'wb') as f:
+        pickle.dump({b'label_names': [b'c%d' % i for i in range(10)]}, f,
+                    protocol=4)
+    return str(path)
+
+
+def run_python(args, cwd, **kwargs):
+    """Run python with args in cwd; return the CompletedProcess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    return subprocess.run([sys.executable] + list(args), cwd=str(cwd),
+                          env=env, capture_output=True, text=True, **kwargs)
+
+
+def run_transfer(args, cwd):
+    """Run 0-transfer.py with args in cwd."""
+    return run_python([os.path.join(PROJECT_DIR, '0-transfer.py')] + args,
+                      cwd)
+
+
+@pytest.fixture(scope='session')
+def transfer():
+    """The 0-transfer module, imported as the grader does."""
+    return importlib.import_module('0-transfer')
+
+
+@pytest.fixture(scope='session')
+def cifar_dir(tmp_path_factory):
+    """A tiny CIFAR-10 folder (40 images per batch file)."""
+    return write_cifar_dir(tmp_path_factory.mktemp('data') /
+                           'cifar-10-batches-py')

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The command line end to end on tiny data: train, save, reload, grade."""
+import json
+import os
+
+import pytest
+
+from conftest import PROJECT_DIR, TINY_ARGS, run_python, run_transfer
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, cifar_dir):
+    """Run the CLI twice in one folder; return (folder, first, second)."""
+    work = tmp_path_factory.mktemp('run')
+    args = TINY_ARGS + ['--data-dir', cifar_dir]
+    first = run_transfer(args, work)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_transfer(args, work)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return work, first, second
+
+
+def records(work):
+    """Return the experiment log's records in folder work."""
+    with open(os.path.join(str(work), 'results', 'experiments.jsonl')) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_run_writes_model_and_log_record(trained):
+    """A run saves cifar10.h5 and appends a complete record."""
+    work, _, _ = trained
+    assert os.path.getsize(os.path.join(str(work), 'cifar10.h5')) > 0
+    first, second = records(work)
+    for key in ('config', 'machine', 'timings', 'epochs', 'accuracy',
+                'peak_memory_mib', 'wall_seconds'):
+        assert key in first
+    assert set(first['accuracy']) == {'holdout', 'test', 'test_exact_0_999'}
+    assert first['machine']['tensorflow'] and first['machine']['keras']
+    assert len(first['epochs']) == 1 and 'val_accuracy' in first['epochs'][0]
+    assert first['train_images'] == 5 * 40 - 20
+
+
+def test_second_run_reuses_the_cache(trained):
+    """The second run finds every cache and does not extract again."""
+    work, first, second = trained
+    before, after = records(work)
+    assert not any(before['cache_reused'].values())
+    assert all(after['cache_reused'].values())
+    assert 'Extracting' in first.stdout and 'Extracting' not in second.stdout
+    with open(os.path.join(PROJECT_DIR, '.gitignore')) as f:
+        assert 'cache/' in f.read().split()
+
+
+def test_saved_model_loads_in_a_fresh_process(trained):
+    """Default load_model arguments, 0-transfer imported first."""
+    work, _, _ = trained
+    code = ('import sys; sys.path.insert(0, {!r}); '
+            '__import__("0-transfer"); import tensorflow.keras as K; '
+            'm = K.models.load_model("cifar10.h5"); '
+            'print(m.layers[1].__class__.__name__, m.output_shape, '
+            'm.optimizer is not None)').format(PROJECT_DIR)
+    result = run_python(['-c', code], work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    layer, *shape, compiled = result.stdout.split()
+    assert layer == 'Lambda' and ''.join(shape) == '(None,10)'
+    assert compiled == 'True'
+
+
+def test_grader_file_evaluates_the_saved_model(trained, cifar_dir):
+    """0-main.py, unchanged, evaluates cifar10.h5 on the redirected data."""
+    work, _, _ = trained
+    result = run_python([os.path.join(PROJECT_DIR, 'grade.py'),
+                         '--data-dir', cifar_dir], work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'accuracy' in result.stdout + result.stderr
+
+
+def test_grader_file_is_the_task_text():
+    """0-main.py is the grader's file byte for byte."""
+    expected = (
+        "#!/usr/bin/env python3\n\nimport tensorflow.keras as K\n"
+        "preprocess_data = __import__('0-transfer').preprocess_data\n\n"
+        "# to fix issue with saving keras applications\n"
+        "K.learning_phase = K.backend.learning_phase\n\n"
+        "_, (X, Y) = K.datasets.cifar10.load_data()\n"
+        "X_p, Y_p = preprocess_data(X, Y)\n"
+        "model = K.models.load_model('cifar10.h5')\n"
+        "model.evaluate(X_p, Y_p, batch_size=128, verbose=1)\n")
+    with open(os.path.join(PROJECT_DIR, '0-main.py')) as f:
+        assert f.read() == expected
+
+
+def test_import_runs_nothing(tmp_path):
+    """Importing 0-transfer trains nothing, writes nothing, prints nothing."""
+    code = ('import sys; sys.path.insert(0, {!r}); '
+            'm = __import__("0-transfer"); '
+            'import tensorflow.keras as K; '
+            'print(K.backend.learning_phase())').format(PROJECT_DIR)
+    result = run_python(['-c', code], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == '0\n'
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_help_lists_the_options():
+    """--help documents every required option."""
+    result = run_transfer(['--help'], PROJECT_DIR)
+    assert result.returncode == 0
+    for option in ('--backbone', '--data-dir', '--weights', '--cache-dir',
+                   '--output', '--epochs', '--batch-size', '--seed'):
+        assert option in result.stdout
