@@ -181,8 +181,15 @@ def build_backbone(name, image_size, weights):
     if image_size < minimum:
         raise ValueError('{} needs --image-size >= {}'.format(name, minimum))
     constructor = getattr(K.applications, name)
-    return constructor(include_top=False, weights=weights,
-                       input_shape=(image_size, image_size, 3))
+    try:
+        return constructor(include_top=False, weights=weights,
+                           input_shape=(image_size, image_size, 3))
+    except (ValueError, OSError) as error:
+        if weights in (None, 'imagenet'):
+            raise
+        raise ValueError('--weights {} does not fit {} without its top ({}): '
+                         'pass that model\'s no-top Keras weight file'
+                         .format(weights, name, error))
 
 
 def split_backbone(backbone, cut_layer):
@@ -275,10 +282,9 @@ def atomic_path(path):
     A failed or killed run leaves the old file (if any) untouched.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    suffix = os.path.splitext(name)[1]
-    fd, temporary = tempfile.mkstemp(prefix='.' + name + '.', suffix=suffix,
-                                     dir=directory)
-    os.close(fd)
+    stem, extension = os.path.splitext(name)
+    temporary = os.path.join(directory, '.{}.{}.tmp{}'.format(
+        stem, os.getpid(), extension))
     try:
         yield temporary
         os.replace(temporary, path)
@@ -404,12 +410,20 @@ def machine_description():
 
 def append_record(log_path, record):
     """Append one JSON line to the experiment log."""
-    directory = os.path.dirname(log_path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
     with file_lock(log_path):
         with open(log_path, 'a') as f:
             f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+def check_writable(directory, option):
+    """Fail early, before any long work, if directory is not writable."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ValueError('{}: cannot write to {} ({}); choose a writable '
+                         'location'.format(option, directory, error.strerror))
 
 
 def load_weights_argument(weights):
@@ -424,6 +438,10 @@ def load_weights_argument(weights):
 
 def train(args):
     """Run the whole pipeline for parsed command-line args; return record."""
+    for directory, option in ((os.path.dirname(args.output), '--output'),
+                              (args.cache_dir, '--cache-dir'),
+                              (os.path.dirname(args.log), '--log')):
+        check_writable(os.path.abspath(directory), option)
     timings = {}
     clock = time.time()
     K.utils.set_random_seed(args.seed)
@@ -577,13 +595,14 @@ def main(argv=None):
     try:
         result = train(args)
     except (ValueError, OSError) as error:
-        sys.exit('error: {}'.format(error))
+        sys.exit('error: {}'.format(' '.join(str(error).split())))
     except Exception as error:
-        if 'fetch failure' in str(error) or 'URL' in str(error):
-            sys.exit('error: download failed ({}). Offline, pass --data-dir '
-                     'DIR (cifar-10-batches-py) and --weights FILE, or put '
-                     'the files under $KERAS_HOME'.format(error))
-        raise
+        if 'URL fetch failure' not in str(error):
+            raise
+        sys.exit('error: download failed ({}). Offline, pass --data-dir DIR '
+                 '(a cifar-10-batches-py folder) and --weights FILE (a Keras '
+                 'weight file), or put the files Keras would download under '
+                 '$KERAS_HOME (default ~/.keras)'.format(error))
     record = dict(result, config=vars(args), machine=machine_description(),
                   wall_seconds=time.time() - started,
                   peak_memory_mib=peak_memory_mib(),

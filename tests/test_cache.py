@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""The activation cache: reuse, and rebuilding whatever cannot be trusted."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+KEY = {'backbone': 'toy', 'cut': 'pool', 'image_size': 32,
+       'prefix_weights': 'abc'}
+
+
+@pytest.fixture
+def extractor(transfer):
+    """A tiny stand-in for the frozen prefix: 8x8 average pooling."""
+    K = transfer.K
+    images = K.Input((32, 32, 3))
+    return K.Model(images, K.layers.AveragePooling2D(8)(images))
+
+
+@pytest.fixture
+def images():
+    """Thirty random CIFAR-shaped images."""
+    return np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3),
+                                             dtype=np.uint8)
+
+
+def build(transfer, extractor, images, cache_dir, key=KEY):
+    """Return (features, reused) from the cache in cache_dir."""
+    return transfer.cached_features(extractor, images, 'part',
+                                    str(cache_dir), key, batch_size=8)
+
+
+def cache_file(cache_dir):
+    """Return the one .npy file in cache_dir."""
+    names = [n for n in os.listdir(str(cache_dir)) if n.endswith('.npy')]
+    assert len(names) == 1, names
+    return os.path.join(str(cache_dir), names[0])
+
+
+def test_second_call_reuses_the_same_features(transfer, extractor, images,
+                                              tmp_path):
+    """Built once, then read back unchanged without running the model."""
+    first, reused_first = build(transfer, extractor, images, tmp_path)
+    second, reused_second = build(transfer, extractor, images, tmp_path)
+    assert (reused_first, reused_second) == (False, True)
+    assert first.dtype == np.float16 and first.shape == (30, 4, 4, 3)
+    np.testing.assert_array_equal(first, second)
+    expected = images.reshape(30, 4, 8, 4, 8, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(first, expected, rtol=1e-3)
+
+
+def test_other_data_or_key_gets_its_own_cache(transfer, extractor, images,
+                                              tmp_path):
+    """Other images, or another backbone/cut/size/weights: not reused."""
+    build(transfer, extractor, images, tmp_path)
+    _, reused = build(transfer, extractor, images[::-1].copy(), tmp_path)
+    assert not reused
+    for field in KEY:
+        _, reused = build(transfer, extractor, images, tmp_path,
+                          dict(KEY, **{field: 'other'}))
+        assert not reused, field
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'flip_byte', 'no_record',
+                                    'bad_record'])
+def test_damaged_cache_is_reported_and_rebuilt(transfer, extractor, images,
+                                               tmp_path, capsys, damage):
+    """Truncated, corrupted or unrecorded caches are never used."""
+    good, _ = build(transfer, extractor, images, tmp_path)
+    good = np.array(good)
+    path = cache_file(tmp_path)
+    record = path[:-4] + '.json'
+    if damage == 'truncate':
+        os.truncate(path, os.path.getsize(path) // 2)
+    elif damage == 'flip_byte':
+        with open(path, 'r+b') as f:
+            f.seek(-5, os.SEEK_END)
+            byte = f.read(1)
+            f.seek(-5, os.SEEK_END)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    elif damage == 'no_record':
+        os.remove(record)
+    else:
+        with open(record, 'w') as f:
+            f.write('{not json')
+    capsys.readouterr()
+    rebuilt, reused = build(transfer, extractor, images, tmp_path)
+    assert not reused
+    assert 'Extracting part features (' in capsys.readouterr().out
+    np.testing.assert_array_equal(rebuilt, good)
+
+
+def test_cache_of_another_configuration_moved_into_place(
+        transfer, extractor, images, tmp_path):
+    """A foreign cache renamed to this key's file name is detected."""
+    own_dir, other_dir = tmp_path / 'own', tmp_path / 'other'
+    build(transfer, extractor, images, own_dir)
+    build(transfer, extractor, images, other_dir, dict(KEY, cut='other'))
+    own, other = cache_file(own_dir), cache_file(other_dir)
+    shutil.copy(other, own)
+    shutil.copy(other[:-4] + '.json', own[:-4] + '.json')
+    with open(own[:-4] + '.json') as f:
+        assert json.load(f)['key']['cut'] == 'other'
+    _, reused = build(transfer, extractor, images, own_dir)
+    assert not reused
