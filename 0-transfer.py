@@ -258,6 +258,16 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout):
     return extractor, trainer, stitched
 
 
+def distribution_strategy():
+    """Return a MirroredStrategy over the GPUs if there are several.
+
+    Otherwise the default strategy (one device).
+    """
+    if len(tf.config.list_logical_devices('GPU')) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def compile_model(model, learning_rate, label_smoothing, decay_steps):
     """Compile with Adam, a cosine learning-rate decay and label smoothing."""
     schedule = K.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
@@ -315,7 +325,7 @@ def extract_features(extractor, images, batch_size):
     progress = K.utils.Progbar(len(images), unit_name='image')
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].astype('float32')
-        yield start, extractor.predict_on_batch(batch).astype('float16')
+        yield start, extractor.predict(batch, verbose=0).astype('float16')
         progress.add(len(batch))
 
 
@@ -457,9 +467,11 @@ def train(args):
 
     clock = time.time()
     cut = args.cut or BACKBONES[args.backbone][1]
-    extractor, trainer, stitched = build_models(
-        args.backbone, args.image_size, load_weights_argument(args.weights),
-        cut, args.dropout)
+    strategy = distribution_strategy()
+    with strategy.scope():
+        extractor, trainer, stitched = build_models(
+            args.backbone, args.image_size,
+            load_weights_argument(args.weights), cut, args.dropout)
     key = {'backbone': args.backbone, 'cut': cut,
            'image_size': args.image_size,
            'prefix_weights': weights_fingerprint(extractor)}
@@ -488,7 +500,11 @@ def train(args):
     y_fit = one_hot(np.concatenate([y_train[fit_index]] * 2))
     y_holdout = one_hot(y_train[holdout_index])
     steps = -(-len(x_fit) // args.batch_size) * args.epochs
-    compile_model(trainer, args.learning_rate, args.label_smoothing, steps)
+    with strategy.scope():
+        compile_model(trainer, args.learning_rate, args.label_smoothing,
+                      steps)
+        compile_model(stitched, args.learning_rate, args.label_smoothing,
+                      steps)
     epoch_log = EpochLog()
     trainer.fit(x_fit, y_fit, batch_size=args.batch_size, epochs=args.epochs,
                 validation_data=(features['holdout'], y_holdout),
@@ -497,7 +513,6 @@ def train(args):
     timings['train'] = time.time() - clock
 
     clock = time.time()
-    compile_model(stitched, args.learning_rate, args.label_smoothing, steps)
     save_verified(stitched, trainer, x_train[holdout_index][:64],
                   features['holdout'][:64], args.output)
     timings['save'] = time.time() - clock
@@ -514,6 +529,7 @@ def train(args):
     timings['evaluate'] = time.time() - clock
     return {'accuracy': accuracy, 'epochs': epoch_log.epochs,
             'cache_reused': reused, 'cut': cut, 'timings': timings,
+            'replicas': strategy.num_replicas_in_sync,
             'trainable_params': int(sum(np.prod(w.shape) for w in
                                         trainer.trainable_weights)),
             'train_images': len(fit_index)}
