@@ -231,6 +231,12 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout):
     backbone = build_backbone(backbone_name, image_size, weights)
     prefix, suffix = split_backbone(backbone, cut_layer)
     prefix.trainable = False
+    # Frozen BatchNormalization layers run in inference mode (Keras 2 and
+    # 3): training keeps the ImageNet statistics instead of replacing them
+    # with those of small batches of upsized CIFAR images.
+    for layer in suffix.layers:
+        if isinstance(layer, K.layers.BatchNormalization):
+            layer.trainable = False
 
     images = K.Input(IMAGE_SHAPE, name='images')
     upsize = K.layers.Lambda(
@@ -246,8 +252,8 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout):
                            name='predictions')]
 
     def classify(activations):
-        """Run the suffix with BatchNorm in inference mode, then the head."""
-        x = suffix(activations, training=False)
+        """Run the trainable suffix, then the head."""
+        x = suffix(activations)
         for layer in head:
             x = layer(x)
         return x
