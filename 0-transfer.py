@@ -43,7 +43,7 @@ BACKBONES = {
     'DenseNet121': ('densenet', 'pool4_pool', 32),
     'VGG16': ('vgg16', 'block4_pool', 32),
     'InceptionV3': ('inception_v3', 'mixed9', 75),
-    'Xception': ('xception', 'add_11', 71),
+    'Xception': ('xception', 'block14_sepconv1_act', 71),
 }
 
 DEFAULTS = {

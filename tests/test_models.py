@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The models: every backbone splits and stitches back to the same function,
+and BatchNorm stays in inference mode while the suffix trains."""
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize('name', ['MobileNetV2', 'ResNet50', 'EfficientNetB0',
+                                  'DenseNet121', 'VGG16', 'InceptionV3',
+                                  'Xception'])
+def test_stitched_model_equals_prefix_then_suffix(transfer, name):
+    """images -> stitched == images -> extractor -> trainer (weights=None)."""
+    assert name in transfer.BACKBONES
+    module, cut, size = transfer.BACKBONES[name]
+    extractor, trainer, stitched = transfer.build_models(
+        name, size, None, cut, 0.2)
+    assert type(stitched.layers[1]).__name__ == 'Lambda'
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)) \
+        .astype('float32')
+    direct = stitched.predict(images, verbose=0)
+    through_cache = trainer.predict(extractor.predict(images, verbose=0),
+                                    verbose=0)
+    assert direct.shape == (4, 10)
+    np.testing.assert_allclose(direct, through_cache, atol=1e-5)
+    assert not extractor.trainable_weights
+    assert trainer.trainable_weights
+
+
+def test_cut_inside_a_block_is_refused(transfer):
+    """A cut that a skip connection crosses cannot be split."""
+    with pytest.raises(ValueError, match='block boundary'):
+        transfer.build_models('MobileNetV2', 32, None, 'block_14_expand',
+                              0.2)
+
+
+def test_unknown_backbone_and_small_input_are_refused(transfer):
+    """Clear errors before any model is built."""
+    with pytest.raises(ValueError, match='unknown backbone'):
+        transfer.build_backbone('NoSuchNet', 32, None)
+    with pytest.raises(ValueError, match='image-size'):
+        transfer.build_backbone('InceptionV3', 32, None)
+
+
+def test_training_keeps_batchnorm_statistics(transfer):
+    """Fitting the suffix changes its kernels, not BatchNorm statistics."""
+    extractor, trainer, _ = transfer.build_models(
+        'MobileNetV2', 32, None, 'block_13_project_BN', 0.2)
+    suffix = trainer.get_layer('trainable_suffix')
+    norms = [layer for layer in suffix.layers
+             if isinstance(layer, transfer.K.layers.BatchNormalization)]
+    assert norms
+    before = [w.numpy() for layer in norms for w in layer.weights]
+    kernel_before = trainer.get_layer('predictions').kernel.numpy()
+    transfer.compile_model(trainer, 1e-2, 0.1, 10)
+    features = np.random.default_rng(0).normal(
+        size=(64,) + tuple(extractor.output.shape[1:])).astype('float32')
+    labels = np.eye(10, dtype='float32')[np.arange(64) % 10]
+    trainer.fit(features, labels, epochs=1, batch_size=16, verbose=0)
+    after = [w.numpy() for layer in norms for w in layer.weights]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(
+        kernel_before, trainer.get_layer('predictions').kernel.numpy())
