@@ -452,99 +452,128 @@ def load_weights_argument(weights):
     return weights
 
 
+class CachedBatches(K.utils.Sequence):
+    """Shuffled float32 batches read from cached float16 activations.
+
+    parts: arrays of activations of the same images (e.g. as is and
+    flipped); every epoch visits each image in each part once.  Reading
+    batch by batch keeps memory bounded: Keras would copy whole arrays.
+    """
+
+    def __init__(self, parts, labels, batch_size, seed):
+        """Hold the parts (memory-mapped), one-hot labels and a seeded RNG."""
+        super().__init__()
+        self.parts, self.labels, self.batch_size = parts, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        """Batches per epoch."""
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index):
+        """Return batch number index: (activations, labels)."""
+        chosen = np.sort(self.order[index * self.batch_size:
+                                    (index + 1) * self.batch_size])
+        part, row = np.divmod(chosen, len(self.labels))
+        x = np.stack([self.parts[p][r] for p, r in zip(part, row)])
+        return x.astype('float32'), self.labels[row]
+
+    def on_epoch_end(self):
+        """Draw a new order of (part, image) pairs."""
+        self.order = self.rng.permutation(len(self.parts) * len(self.labels))
+
+
+@contextlib.contextmanager
+def stage(name, report):
+    """Record a stage's wall seconds, and the peak memory at its end."""
+    start = time.time()
+    yield
+    report['timings'][name] = time.time() - start
+    report['stage_peak_memory_mib'][name] = peak_memory_mib()
+
+
 def train(args):
     """Run the whole pipeline for parsed command-line args; return record."""
     for directory, option in ((os.path.dirname(args.output), '--output'),
                               (args.cache_dir, '--cache-dir'),
                               (os.path.dirname(args.log), '--log')):
         check_writable(os.path.abspath(directory), option)
-    timings = {}
-    clock = time.time()
+    report = {'timings': {}, 'stage_peak_memory_mib': {}}
     K.utils.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
-    if not 0 < args.holdout < len(x_train):
-        raise ValueError('--holdout must be between 1 and {}'
-                         .format(len(x_train) - 1))
-    order = np.random.default_rng(args.seed).permutation(len(x_train))
-    fit_index, holdout_index = order[args.holdout:], order[:args.holdout]
-    fit_index.sort()
-    holdout_index.sort()
-    timings['load_data'] = time.time() - clock
-
-    clock = time.time()
-    cut = args.cut or BACKBONES[args.backbone][1]
     strategy = distribution_strategy()
-    with strategy.scope():
+
+    with stage('load_data', report):
+        (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
+        if not 0 < args.holdout < len(x_train):
+            raise ValueError('--holdout must be between 1 and {}'
+                             .format(len(x_train) - 1))
+        order = np.random.default_rng(args.seed).permutation(len(x_train))
+        fit_index = np.sort(order[args.holdout:])
+        holdout_index = np.sort(order[:args.holdout])
+
+    with stage('build', report), strategy.scope():
+        cut = args.cut or BACKBONES[args.backbone][1]
         extractor, trainer, stitched = build_models(
             args.backbone, args.image_size,
             load_weights_argument(args.weights), cut, args.dropout)
-    key = {'backbone': args.backbone, 'cut': cut,
-           'image_size': args.image_size,
-           'prefix_weights': weights_fingerprint(extractor)}
-    timings['build'] = time.time() - clock
+        key = {'backbone': args.backbone, 'cut': cut,
+               'image_size': args.image_size,
+               'prefix_weights': weights_fingerprint(extractor)}
 
-    clock = time.time()
-    parts = {
-        'fit': x_train[fit_index],
-        'fit_flipped': x_train[fit_index][:, :, ::-1],
-        'holdout': x_train[holdout_index],
-        'test': x_test,
-    }
-    features, reused = {}, {}
-    for name, images in parts.items():
-        features[name], reused[name] = cached_features(
-            extractor, np.ascontiguousarray(images), name, args.cache_dir,
-            key, args.batch_size)
-    del parts
-    timings['extract'] = time.time() - clock
+    with stage('extract', report):
+        # Horizontal flips, the usual CIFAR augmentation, are cached once
+        # as a second copy of the training images.
+        parts = {'fit': x_train[fit_index],
+                 'fit_flipped': x_train[fit_index][:, :, ::-1],
+                 'holdout': x_train[holdout_index]}
+        features, reused = {}, {}
+        for name, images in parts.items():
+            features[name], reused[name] = cached_features(
+                extractor, np.ascontiguousarray(images), name,
+                args.cache_dir, key, args.batch_size)
 
-    clock = time.time()
-    # Horizontal flips are cached once: the flipped copies double the
-    # training set, the usual CIFAR augmentation without re-running the
-    # frozen prefix.
-    x_fit = np.concatenate([features['fit'], features['fit_flipped']])
-    y_fit = one_hot(np.concatenate([y_train[fit_index]] * 2))
-    y_holdout = one_hot(y_train[holdout_index])
-    steps = -(-len(x_fit) // args.batch_size) * args.epochs
-    with strategy.scope():
-        compile_model(trainer, args.learning_rate, args.label_smoothing,
-                      steps)
-        compile_model(stitched, args.learning_rate, args.label_smoothing,
-                      steps)
-    epoch_log = EpochLog()
-    trainer.fit(x_fit, y_fit, batch_size=args.batch_size, epochs=args.epochs,
-                validation_data=(features['holdout'], y_holdout),
-                callbacks=[epoch_log], verbose=1)
-    del x_fit
-    timings['train'] = time.time() - clock
+    with stage('train', report):
+        batches = CachedBatches([features['fit'], features['fit_flipped']],
+                                one_hot(y_train[fit_index]), args.batch_size,
+                                args.seed)
+        holdout = (np.asarray(features['holdout'], 'float32'),
+                   one_hot(y_train[holdout_index]))
+        with strategy.scope():
+            for model in (trainer, stitched):
+                compile_model(model, args.learning_rate, args.label_smoothing,
+                              len(batches) * args.epochs)
+        epoch_log = EpochLog()
+        trainer.fit(batches, epochs=args.epochs, validation_data=holdout,
+                    callbacks=[epoch_log], verbose=1)
 
-    clock = time.time()
-    save_verified(stitched, trainer, x_train[holdout_index][:64],
-                  features['holdout'][:64], args.output)
-    timings['save'] = time.time() - clock
+    with stage('save', report):
+        save_verified(stitched, trainer, x_train[holdout_index][:64],
+                      holdout[0][:64], args.output)
 
-    clock = time.time()
-    y_test_hot = one_hot(y_test)
-    accuracy = {
-        'holdout': evaluate(trainer, features['holdout'], y_holdout),
-        'test': evaluate(trainer, features['test'], y_test_hot),
-        'test_exact_0_999': evaluate(trainer,
-                                     features['test'][:EXACT_TEST_IMAGES],
-                                     y_test_hot[:EXACT_TEST_IMAGES]),
-    }
-    timings['evaluate'] = time.time() - clock
-    return {'accuracy': accuracy, 'epochs': epoch_log.epochs,
-            'cache_reused': reused, 'cut': cut, 'timings': timings,
-            'replicas': strategy.num_replicas_in_sync,
-            'trainable_params': int(sum(np.prod(w.shape) for w in
-                                        trainer.trainable_weights)),
-            'train_images': len(fit_index)}
+    with stage('evaluate', report):  # test features are for this alone
+        test, reused['test'] = cached_features(
+            extractor, x_test, 'test', args.cache_dir, key, args.batch_size)
+        test = np.asarray(test, 'float32')
+        accuracy = {
+            'holdout': evaluate(trainer, holdout[0], y_train[holdout_index]),
+            'test': evaluate(trainer, test, y_test),
+            'test_exact_0_999': evaluate(trainer, test[:EXACT_TEST_IMAGES],
+                                         y_test[:EXACT_TEST_IMAGES]),
+        }
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return dict(report, accuracy=accuracy, epochs=epoch_log.epochs,
+                cache_reused=reused, cut=cut,
+                replicas=strategy.num_replicas_in_sync,
+                cpu_seconds=usage.ru_utime + usage.ru_stime,
+                trainable_params=int(sum(np.prod(w.shape) for w in
+                                         trainer.trainable_weights)),
+                train_images=len(fit_index))
 
 
-def evaluate(model, x, y_hot):
-    """Return the model's accuracy on x, y_hot."""
-    return float(np.mean(np.argmax(model.predict(x, verbose=0), 1)
-                         == np.argmax(y_hot, 1)))
+def evaluate(model, x, labels):
+    """Return the model's accuracy on x against integer labels."""
+    return float(np.mean(model.predict(x, verbose=0).argmax(1) == labels))
 
 
 def save_verified(stitched, trainer, images, activations, output):

@@ -82,7 +82,11 @@ def test_sigkill_in_each_stage_keeps_the_old_model(tmp_path, cifar_dir):
             assert 'Reusing' in result.stdout or stage == 'train'
     result = run_transfer(other_seed, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert all(last_record(tmp_path)['cache_reused'].values())
+    reused = last_record(tmp_path)['cache_reused']
+    # Training parts were completed before the later kills; the test part
+    # is extracted only after saving, which no killed run reached.
+    assert reused == {'fit': True, 'fit_flipped': True, 'holdout': True,
+                      'test': False}
     assert sha256(tmp_path / 'cifar10.h5') != good
     check = run_python(['-c', 'import sys; sys.path.insert(0, {!r}); '
                         '__import__("0-transfer"); '
