@@ -56,6 +56,7 @@ DEFAULTS = {
     'dropout': 0.2,
     'holdout': 5000,
     'seed': 0,
+    'shift': 0,
 }
 
 
@@ -458,12 +459,17 @@ class CachedBatches(K.utils.Sequence):
     parts: arrays of activations of the same images (e.g. as is and
     flipped); every epoch visits each image in each part once.  Reading
     batch by batch keeps memory bounded: Keras would copy whole arrays.
+    shift: translate each map by up to this many cells (edges repeated),
+    drawn anew every epoch.  A cell of MobileNetV2's 7x7 map is 32/7 = 4.6
+    of the original 32 pixels: one cell is close to the usual 4-pixel
+    pad-and-crop augmentation of CIFAR training.
     """
 
-    def __init__(self, parts, labels, batch_size, seed):
+    def __init__(self, parts, labels, batch_size, seed, shift=0):
         """Hold the parts (memory-mapped), one-hot labels and a seeded RNG."""
         super().__init__()
         self.parts, self.labels, self.batch_size = parts, labels, batch_size
+        self.shift = shift
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -473,15 +479,22 @@ class CachedBatches(K.utils.Sequence):
 
     def __getitem__(self, index):
         """Return batch number index: (activations, labels)."""
-        chosen = np.sort(self.order[index * self.batch_size:
-                                    (index + 1) * self.batch_size])
-        part, row = np.divmod(chosen, len(self.labels))
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        part, row = np.divmod(self.order[batch], len(self.labels))
         x = np.stack([self.parts[p][r] for p, r in zip(part, row)])
+        if self.shift:
+            s = self.shift
+            height, width = x.shape[1:3]
+            padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode='edge')
+            x = np.stack([image[dy:dy + height, dx:dx + width] for image,
+                          (dy, dx) in zip(padded, self.offsets[batch])])
         return x.astype('float32'), self.labels[row]
 
     def on_epoch_end(self):
-        """Draw a new order of (part, image) pairs."""
+        """Draw a new order of (part, image) pairs, and new shifts."""
         self.order = self.rng.permutation(len(self.parts) * len(self.labels))
+        self.offsets = self.rng.integers(0, 2 * self.shift + 1,
+                                         (len(self.order), 2))
 
 
 @contextlib.contextmanager
@@ -536,7 +549,7 @@ def train(args):
     with stage('train', report):
         batches = CachedBatches([features['fit'], features['fit_flipped']],
                                 one_hot(y_train[fit_index]), args.batch_size,
-                                args.seed)
+                                args.seed, args.shift)
         holdout = (np.asarray(features['holdout'], 'float32'),
                    one_hot(y_train[holdout_index]))
         with strategy.scope():
@@ -621,6 +634,9 @@ def parse_args(argv=None):
                         help='experiment log to append a JSON record to')
     parser.add_argument('--note', default='',
                         help='why this run was made (kept in the log)')
+    parser.add_argument('--shift', type=int, default=DEFAULTS['shift'],
+                        help='random translation of the cached maps, in '
+                        'cells, while training (0: none)')
     for name in ('epochs', 'batch_size', 'holdout', 'seed'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
                             default=DEFAULTS[name])
@@ -632,6 +648,8 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error('--{} must be a positive integer'
                          .format(name.replace('_', '-')))
+    if args.shift < 0:
+        parser.error('--shift must be 0 or more')
     if args.learning_rate <= 0 or not 0 <= args.dropout < 1 \
             or not 0 <= args.label_smoothing < 1:
         parser.error('--learning-rate must be > 0; --dropout and '

@@ -105,3 +105,39 @@ def test_cache_of_another_configuration_moved_into_place(
         assert json.load(f)['key']['cut'] == 'other'
     _, reused = build(transfer, extractor, images, own_dir)
     assert not reused
+
+
+def test_batches_visit_every_image_of_every_part_once(transfer):
+    """One epoch: each (part, image) once, as float32, labels aligned."""
+    parts = [np.arange(10, dtype='float16').reshape(10, 1, 1, 1) + offset
+             for offset in (0, 100)]
+    labels = np.eye(10, dtype='float32')
+    batches = transfer.CachedBatches(parts, labels, 3, seed=0)
+    assert len(batches) == 7
+    seen = []
+    for index in range(len(batches)):
+        x, y = batches[index]
+        assert x.dtype == np.float32
+        np.testing.assert_array_equal(x.ravel() % 100, y.argmax(1))
+        seen += x.ravel().tolist()
+    assert sorted(seen) == list(range(10)) + list(range(100, 110))
+    first = batches[0][0].ravel().tolist()
+    batches.on_epoch_end()
+    assert batches[0][0].ravel().tolist() != first or len(first) < 2
+
+
+def test_shift_translates_maps_by_whole_cells(transfer):
+    """With shift 1 each map moves by at most one cell, edges repeated."""
+    grid = np.arange(49, dtype='float16').reshape(1, 7, 7, 1)
+    batches = transfer.CachedBatches([np.repeat(grid, 64, 0)],
+                                     np.eye(10, dtype='float32')[
+                                         np.arange(64) % 10], 64, seed=0,
+                                     shift=1)
+    x, _ = batches[0]
+    centres = {float(m[3, 3, 0]) for m in x}
+    assert centres == {24 + dy * 7 + dx for dy in (-1, 0, 1)
+                       for dx in (-1, 0, 1)}
+    for m, (dy, dx) in zip(x, batches.offsets):
+        expected = np.pad(grid[0], ((1, 1), (1, 1), (0, 0)),
+                          mode='edge')[dy:dy + 7, dx:dx + 7]
+        np.testing.assert_array_equal(m, expected)
