@@ -119,14 +119,17 @@ def load_images(transfer, args):
     return x_train[:args.images].astype('float32')
 
 
-def time_to_target(log_path, train_seconds_per_image):
-    """Time to TARGET on the held-out split of the last logged default run
-    made from scratch (no cache reused), and the no-cache method's time
-    extrapolated to the same number of epochs: both make the same updates,
-    the no-cache one recomputing the frozen prefix for every image."""
+def time_to_target(log_path, defaults, train_seconds_per_image):
+    """Time to TARGET on the held-out split of the last logged run of the
+    default configuration (an option missing from an older record had no
+    effect then) made from scratch (no cache reused), and the
+    no-cache method's time extrapolated to the same number of epochs: both
+    make the same updates, the no-cache one recomputing the frozen prefix
+    for every image."""
     with open(log_path) as f:
         records = [json.loads(line) for line in f]
     runs = [r for r in records if r['config'].get('data_dir')
+            and all(r['config'].get(k, v) == v for k, v in defaults.items())
             and not any(r['cache_reused'].values())
             and any(e['val_accuracy'] >= TARGET for e in r['epochs'])]
     if not runs:
@@ -178,7 +181,7 @@ def main():
         'extraction': extraction, 'training': [cached, no_cache],
         'epoch_speedup': no_cache['seconds_per_image']
         / cached['seconds_per_image'],
-        'time_to_87': time_to_target(args.log,
+        'time_to_87': time_to_target(args.log, transfer_module().DEFAULTS,
                                      no_cache['seconds_per_image']),
     }
     for entry in extraction:

@@ -170,6 +170,35 @@ def plot_benchmark(benchmark, path):
     plt.close(fig)
 
 
+def benchmark_values(benchmark):
+    """Numbers and a paragraph for the paper from results/benchmark.json."""
+    cached, no_cache = benchmark['training']
+    fp32, bf16 = benchmark['extraction']
+    values = {
+        'epoch_speedup': '{:.1f}'.format(benchmark['epoch_speedup']),
+        'cached_ms': '{:.1f}'.format(1000 * cached['seconds_per_image']),
+        'no_cache_ms': '{:.1f}'.format(1000 * no_cache['seconds_per_image']),
+        'cached_mib': '{:.0f}'.format(cached['peak_memory_mib']),
+        'no_cache_mib': '{:.0f}'.format(no_cache['peak_memory_mib']),
+        'fp32_images_per_second': '{:.0f}'.format(fp32['images_per_second']),
+        'bf16_images_per_second': '{:.0f}'.format(bf16['images_per_second']),
+        'gflop_per_image': '{:.2f}'.format(fp32['gflop_per_image']),
+        'gflop_per_second': '{:.0f}'.format(fp32['gflop_per_second']),
+        'peak_fraction': '{:.0f}%'.format(
+            100 * fp32['fraction_of_fp32_peak']),
+        'fp32_peak': '{:.0f}'.format(benchmark['fp32_peak_gflop_per_second']),
+        'benchmark_images': benchmark['config']['images'],
+    }
+    target = benchmark['time_to_87']
+    values['time_to_87'] = 'not reached in the log' if target is None else (
+        '{:.1f} minutes with the cache ({} epoch(s) after {:.1f} minutes of '
+        'extraction) against about {:.1f} minutes extrapolated without it'
+        .format(target['ours_seconds'] / 60, target['epochs_to_target'],
+                target['ours_extraction_seconds'] / 60,
+                target['no_cache_seconds_extrapolated'] / 60))
+    return values
+
+
 def model_predictions(model_path, data_dir):
     """Return exact test images, labels and cifar10.h5's predictions."""
     sys.path.insert(0, PROJECT_DIR)
@@ -228,7 +257,6 @@ def main(argv=None):
         'holdout': percent(main_run['accuracy']['holdout']),
         'test_exact': percent(main_run['accuracy']['test_exact_0_999']),
         'test_full': percent(main_run['accuracy']['test']),
-        'model_exact': percent(np.mean(labels == predicted)),
         'wall_minutes': '{:.1f}'.format(main_run['wall_seconds'] / 60),
         'extract_minutes': '{:.1f}'.format(
             main_run['timings']['extract'] / 60),
@@ -236,15 +264,16 @@ def main(argv=None):
         'peak_gib': '{:.1f}'.format(main_run['peak_memory_mib'] / 1024),
         'epochs': main_run['config']['epochs'],
         'train_images': main_run['train_images'],
+        'extracted_images': '{:,}'.format(2 * main_run['train_images']
+                                          + main_run['config']['holdout']),
         'versions': 'TensorFlow {tensorflow}, Keras {keras}, Python {python}, '
                     'numpy {numpy}, {cores} cores of an {cpu}'
                     .format(**main_run['machine']),
     }
-    if os.path.exists(args.benchmark):
-        with open(args.benchmark) as f:
-            benchmark = json.load(f)
-        plot_benchmark(benchmark, os.path.join(out, 'benchmark.png'))
-        values['epoch_speedup'] = '{:.1f}'.format(benchmark['epoch_speedup'])
+    with open(args.benchmark) as f:
+        benchmark = json.load(f)
+    plot_benchmark(benchmark, os.path.join(out, 'benchmark.png'))
+    values.update(benchmark_values(benchmark))
     render(args.template, values, os.path.join(out, 'paper.md'))
     print('wrote figures and paper.md to {}'.format(out))
 
