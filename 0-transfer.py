@@ -328,12 +328,17 @@ def weights_fingerprint(model):
 
 
 def extract_features(extractor, images, batch_size):
-    """Yield the extractor's float16 output, batch by batch."""
+    """Yield (start, float16 output) over images, 16 batches per call.
+
+    One predict call per batch would cost about a third of the throughput.
+    """
+    chunk = 16 * batch_size
     progress = K.utils.Progbar(len(images), unit_name='image')
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype('float32')
-        yield start, extractor.predict(batch, verbose=0).astype('float16')
-        progress.add(len(batch))
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].astype('float32')
+        yield start, extractor.predict(part, batch_size=batch_size,
+                                       verbose=0).astype('float16')
+        progress.add(len(part))
 
 
 def cached_features(extractor, images, name, cache_dir, key, batch_size):

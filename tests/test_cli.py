@@ -32,8 +32,11 @@ def test_run_writes_model_and_log_record(trained):
     assert os.path.getsize(os.path.join(str(work), 'cifar10.h5')) > 0
     first, second = records(work)
     for key in ('config', 'machine', 'timings', 'epochs', 'accuracy',
-                'peak_memory_mib', 'wall_seconds'):
+                'peak_memory_mib', 'stage_peak_memory_mib', 'wall_seconds',
+                'cpu_seconds'):
         assert key in first
+    assert set(first['timings']) == {'load_data', 'build', 'extract',
+                                     'train', 'save', 'evaluate'}
     assert set(first['accuracy']) == {'holdout', 'test', 'test_exact_0_999'}
     assert first['machine']['tensorflow'] and first['machine']['keras']
     assert len(first['epochs']) == 1 and 'val_accuracy' in first['epochs'][0]
