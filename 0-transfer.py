@@ -48,15 +48,15 @@ BACKBONES = {
 
 DEFAULTS = {
     'backbone': 'MobileNetV2',
-    'image_size': 224,
-    'epochs': 3,
+    'image_size': 160,
+    'epochs': 6,
     'batch_size': 128,
     'learning_rate': 3e-4,
     'label_smoothing': 0.1,
     'dropout': 0.2,
     'holdout': 5000,
     'seed': 0,
-    'shift': 0,
+    'shift': 1,
 }
 
 

@@ -160,7 +160,9 @@ def main():
     parser.add_argument('--data-dir', required=True)
     parser.add_argument('--weights', required=True)
     parser.add_argument('--images', type=int, default=512)
-    parser.add_argument('--image-size', type=int, default=224)
+    defaults = transfer_module().DEFAULTS
+    parser.add_argument('--image-size', type=int,
+                        default=defaults['image_size'])
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--ghz', type=float, default=2.6,
                         help='core clock for the fp32 peak (cpu MHz)')
@@ -181,7 +183,7 @@ def main():
         'extraction': extraction, 'training': [cached, no_cache],
         'epoch_speedup': no_cache['seconds_per_image']
         / cached['seconds_per_image'],
-        'time_to_87': time_to_target(args.log, transfer_module().DEFAULTS,
+        'time_to_87': time_to_target(args.log, defaults,
                                      no_cache['seconds_per_image']),
     }
     for entry in extraction:
