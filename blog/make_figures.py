@@ -64,6 +64,19 @@ def reported_run(records):
     return (real or records)[-1]
 
 
+def setup_seconds(record):
+    """Seconds spent before training: loading, building, extraction."""
+    return sum(record['timings'][stage]
+               for stage in ('load_data', 'build', 'extract'))
+
+
+def time_to(record, accuracy):
+    """Seconds from the start until held-out accuracy first reached
+    accuracy (extraction included); infinite if it never did."""
+    return min([setup_seconds(record) + e['seconds'] for e in record['epochs']
+                if e['val_accuracy'] >= accuracy] or [float('inf')])
+
+
 def experiments_table(records, reference):
     """Markdown table: every run, what changed, why, and its results."""
     lines = ['| # | finished (UTC) | what changed | why | epochs | held-out '
@@ -85,9 +98,8 @@ def plot_learning_curves(records, path):
     """Held-out accuracy after each epoch against wall minutes."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for number, r in enumerate(records, 1):
-        start = sum(r['timings'][stage]
-                    for stage in ('load_data', 'build', 'extract'))
-        minutes = [(start + e['seconds']) / 60 for e in r['epochs']]
+        minutes = [(setup_seconds(r) + e['seconds']) / 60
+                   for e in r['epochs']]
         ax.plot(minutes, [100 * e['val_accuracy'] for e in r['epochs']],
                 'o-', label='run {}: {} px'.format(
                     number, r['config']['image_size']))
@@ -263,6 +275,8 @@ def main(argv=None):
         'train_minutes': '{:.1f}'.format(main_run['timings']['train'] / 60),
         'peak_gib': '{:.1f}'.format(main_run['peak_memory_mib'] / 1024),
         'epochs': main_run['config']['epochs'],
+        'image_size': main_run['config']['image_size'],
+        'time_to_87_minutes': '{:.1f}'.format(time_to(main_run, 0.87) / 60),
         'train_images': main_run['train_images'],
         'extracted_images': '{:,}'.format(2 * main_run['train_images']
                                           + main_run['config']['holdout']),
