@@ -204,6 +204,8 @@ def split_backbone(backbone, cut_layer):
     features = K.Input(cut.output.shape[1:], name='cached_features')
     tensors = {id(cut.output): features}
     for layer in backbone.layers[backbone.layers.index(cut) + 1:]:
+        # Read before the call: calling a layer again gives it a second
+        # output, after which layer.output is ambiguous.
         output = layer.output
         inputs = layer.input
         try:
@@ -380,8 +382,10 @@ def cached_features(extractor, images, name, cache_dir, key, batch_size):
 
 def cache_problem(path, record_path, key):
     """Return why the cache at path cannot be used, or None if it can."""
-    if not os.path.exists(path) or not os.path.exists(record_path):
+    if not os.path.exists(path):
         return 'no cache yet'
+    if not os.path.exists(record_path):
+        return 'cache file without its record, rebuilding'
     try:
         with open(record_path) as f:
             record = json.load(f)
