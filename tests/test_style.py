@@ -3,6 +3,7 @@
 import ast
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -42,9 +43,9 @@ def test_executable_with_shebang_and_final_newline(path):
 
 def test_pycodestyle():
     """pycodestyle reports nothing."""
-    result = subprocess.run(['python', '-m', 'pycodestyle'] + PYTHON_FILES,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    result = subprocess.run([sys.executable, '-m', 'pycodestyle']
+                            + PYTHON_FILES, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # 0-main.py is the grader's file, kept byte for byte: it has no docstring.
