@@ -47,6 +47,21 @@ def run_python(args, cwd, **kwargs):
                           env=env, capture_output=True, text=True, **kwargs)
 
 
+def describe_saved_model(cwd):
+    """Load cwd/cifar10.h5 in a fresh process as the grader does (import
+    0-transfer, default load_model arguments); return the class of its first
+    layer, its output shape and whether it is compiled."""
+    code = ('import sys; sys.path.insert(0, {!r}); '
+            '__import__("0-transfer"); import tensorflow.keras as K; '
+            'm = K.models.load_model("cifar10.h5"); '
+            'print(type(m.layers[1]).__name__, "|", m.output_shape, "|", '
+            'm.optimizer is not None)').format(PROJECT_DIR)
+    result = run_python(['-c', code], cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    layer, shape, compiled = result.stdout.splitlines()[-1].split(' | ')
+    return layer, shape, compiled == 'True'
+
+
 def run_transfer(args, cwd):
     """Run 0-transfer.py with args in cwd."""
     return run_python([os.path.join(PROJECT_DIR, '0-transfer.py')] + args,

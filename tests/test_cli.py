@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from conftest import PROJECT_DIR, TINY_ARGS, run_python, run_transfer
+from conftest import (PROJECT_DIR, TINY_ARGS, describe_saved_model,
+                      run_python, run_transfer)
 
 
 @pytest.fixture(scope='module')
@@ -57,16 +58,7 @@ def test_second_run_reuses_the_cache(trained):
 def test_saved_model_loads_in_a_fresh_process(trained):
     """Default load_model arguments, 0-transfer imported first."""
     work, _, _ = trained
-    code = ('import sys; sys.path.insert(0, {!r}); '
-            '__import__("0-transfer"); import tensorflow.keras as K; '
-            'm = K.models.load_model("cifar10.h5"); '
-            'print(m.layers[1].__class__.__name__, m.output_shape, '
-            'm.optimizer is not None)').format(PROJECT_DIR)
-    result = run_python(['-c', code], work)
-    assert result.returncode == 0, result.stderr[-3000:]
-    layer, *shape, compiled = result.stdout.split()
-    assert layer == 'Lambda' and ''.join(shape) == '(None,10)'
-    assert compiled == 'True'
+    assert describe_saved_model(work) == ('Lambda', '(None, 10)', True)
 
 
 def test_grader_file_evaluates_the_saved_model(trained, cifar_dir):

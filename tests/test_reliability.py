@@ -7,7 +7,8 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import PROJECT_DIR, TINY_ARGS, run_python, run_transfer
+from conftest import (PROJECT_DIR, TINY_ARGS, describe_saved_model,
+                      run_python, run_transfer)
 
 # Runs 0-transfer's main() with one stage patched to SIGKILL the process:
 # argv[1] is the stage, the rest are the command-line arguments.
@@ -87,12 +88,7 @@ def test_sigkill_in_each_stage_keeps_the_old_model(tmp_path, cifar_dir):
     assert reused == {'fit': True, 'fit_flipped': True, 'holdout': True,
                       'test': False}
     assert sha256(tmp_path / 'cifar10.h5') != good
-    check = run_python(['-c', 'import sys; sys.path.insert(0, {!r}); '
-                        '__import__("0-transfer"); '
-                        'import tensorflow.keras as K; '
-                        'K.models.load_model("cifar10.h5")'
-                        .format(PROJECT_DIR)], tmp_path)
-    assert check.returncode == 0, check.stderr[-2000:]
+    assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
 
 
 def test_killed_extraction_is_extracted_again(tmp_path, cifar_dir):
@@ -173,14 +169,7 @@ def test_two_devices_train_with_mirrored_strategy(tmp_path, cifar_dir):
                                                      cifar_dir], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert last_record(tmp_path)['replicas'] == 2
-    check = run_python(['-c', 'import sys; sys.path.insert(0, {!r}); '
-                        '__import__("0-transfer"); '
-                        'import tensorflow.keras as K; '
-                        'm = K.models.load_model("cifar10.h5"); '
-                        'print(type(m.layers[1]).__name__)'
-                        .format(PROJECT_DIR)], tmp_path)
-    assert check.returncode == 0, check.stderr[-2000:]
-    assert check.stdout.split()[-1] == 'Lambda'
+    assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
 
 
 EXTRACT = textwrap.dedent('''
