@@ -12,16 +12,20 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import glob
 import hashlib
+import inspect
 import json
 from importlib import metadata
 import os
 import pickle
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
+import urllib.error
 
 import numpy as np
 import tensorflow as tf
@@ -73,6 +77,12 @@ PRESETS = {
 # The saved model is checked against the cached path on this many images.
 VERIFY_IMAGES = 64
 VERIFY_TOLERANCE = 0.02  # largest probability difference (float16 cache)
+
+
+class InputError(ValueError):
+    """Bad input to this script: the message says what was wrong and what
+    to do.  Only these become one-line errors; any other keeps its
+    traceback."""
 
 
 def learning_phase():
@@ -166,14 +176,14 @@ def read_cifar_batch(path):
         data = np.asarray(batch[b'data'], dtype='uint8').reshape(-1, 3072)
         labels = np.asarray(batch[b'labels'], dtype='uint8')
     except FileNotFoundError:
-        raise ValueError('{} is missing: --data-dir must be a folder in the '
+        raise InputError('{} is missing: --data-dir must be a folder in the '
                          'official cifar-10-batches-py layout'.format(path))
     except Exception as error:
-        raise ValueError('{} is not a CIFAR-10 python batch ({}): point '
+        raise InputError('{} is not a CIFAR-10 python batch ({}): point '
                          '--data-dir at an extracted cifar-10-batches-py '
                          'folder'.format(path, error))
     if len(data) != len(labels):
-        raise ValueError('{} holds {} images but {} labels'
+        raise InputError('{} holds {} images but {} labels'
                          .format(path, len(data), len(labels)))
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
@@ -197,11 +207,11 @@ def load_cifar10(data_dir=None):
 def build_backbone(name, image_size, weights):
     """Return the ImageNet backbone without its top, at image_size."""
     if name not in BACKBONES:
-        raise ValueError('unknown backbone {}: choose one of {}'
+        raise InputError('unknown backbone {}: choose one of {}'
                          .format(name, ', '.join(BACKBONES)))
     minimum = BACKBONES[name][2]
     if image_size < minimum:
-        raise ValueError('{} needs --image-size >= {}'.format(name, minimum))
+        raise InputError('{} needs --image-size >= {}'.format(name, minimum))
     constructor = getattr(K.applications, name)
     try:
         return constructor(include_top=False, weights=weights,
@@ -209,7 +219,7 @@ def build_backbone(name, image_size, weights):
     except (ValueError, OSError) as error:
         if weights in (None, 'imagenet'):
             raise
-        raise ValueError('--weights {} does not fit {} without its top ({}): '
+        raise InputError('--weights {} does not fit {} without its top ({}): '
                          'pass that model\'s no-top Keras weight file'
                          .format(weights, name, error))
 
@@ -220,6 +230,11 @@ def split_backbone(backbone, cut_layer):
     The suffix is rebuilt on a new input by calling the backbone's own
     layers again, so it shares their weights.
     """
+    names = [layer.name for layer in backbone.layers]
+    if cut_layer not in names:
+        raise InputError('--cut {}: {} has no layer of that name; choose one '
+                         'of its block ends, e.g. {}'.format(
+                             cut_layer, backbone.name, names[-2]))
     cut = backbone.get_layer(cut_layer)
     prefix = K.Model(backbone.input, cut.output, name='frozen_prefix')
     features = K.Input(cut.output.shape[1:], name='cached_features')
@@ -235,7 +250,7 @@ def split_backbone(backbone, cut_layer):
             else:
                 tensors[id(output)] = layer(tensors[id(inputs)])
         except KeyError:
-            raise ValueError('cannot cut {} at {}: layer {} also reads a '
+            raise InputError('cannot cut {} at {}: layer {} also reads a '
                              'tensor from before the cut; choose a layer at '
                              'a block boundary'.format(backbone.name,
                                                        cut_layer, layer.name))
@@ -342,6 +357,12 @@ def atomic_path(path):
             os.remove(temporary)
 
 
+def digest(value):
+    """Return the first 20 hex digits of the SHA-256 of value as JSON."""
+    text = json.dumps(value, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def sha256_of_file(path):
     """Return the SHA-256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
@@ -383,9 +404,7 @@ def cached_features(extractor, images, name, cache_dir, key, batch_size):
     """
     key = dict(key, data=hashlib.sha256(images.tobytes()).hexdigest(),
                shape=list(images.shape))
-    key_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    path = os.path.join(cache_dir, '{}-{}.npy'.format(
-        name, key_hash.hexdigest()[:20]))
+    path = os.path.join(cache_dir, '{}-{}.npy'.format(name, digest(key)))
     record_path = path[:-len('.npy')] + '.json'
     os.makedirs(cache_dir, exist_ok=True)
     with file_lock(path):
@@ -445,19 +464,33 @@ def peak_memory_mib():
 
 
 class EpochLog(K.callbacks.Callback):
-    """Record each epoch's wall time since training started, and metrics."""
+    """Record each epoch's metrics and wall seconds of training, in memory
+    and in path (JSON), so that a resumed run keeps the epochs before its
+    interruption."""
+
+    def __init__(self, path):
+        """Load the epochs a killed run recorded at path, if any."""
+        super().__init__()
+        self.path = path
+        self.epochs = []
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as f:
+                self.epochs = json.load(f)
 
     def on_train_begin(self, logs=None):
-        """Start the clock."""
-        self.start = time.time()
-        self.epochs = []
+        """Start the clock where the recorded epochs left it."""
+        done = self.epochs[-1]['seconds'] if self.epochs else 0
+        self.start = time.time() - done
 
     def on_epoch_end(self, epoch, logs=None):
-        """Append the epoch's metrics and elapsed seconds."""
+        """Append the epoch's metrics and elapsed seconds; save them."""
         entry = {k: float(v) for k, v in (logs or {}).items()
                  if k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')}
         entry.update(epoch=epoch + 1, seconds=time.time() - self.start)
         self.epochs.append(entry)
+        with atomic_path(self.path) as temporary:
+            with open(temporary, 'w') as f:
+                json.dump(self.epochs, f)
 
 
 def machine_description():
@@ -470,10 +503,57 @@ def machine_description():
         cpu = names[0] if names else cpu
     legacy = os.environ.get('TF_USE_LEGACY_KERAS') == '1'
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
-            'keras': metadata.version('tf_keras' if legacy else 'keras'),
-            'legacy_keras': legacy, 'numpy': np.__version__, 'cpu': cpu,
-            'cores': os.cpu_count(),
+            'keras': keras_stack().split()[1], 'legacy_keras': legacy,
+            'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
             'script_sha256': sha256_of_file(os.path.abspath(__file__))}
+
+
+def keras_stack():
+    """Return the Keras package in use and its version, e.g. keras 3.15.1
+    (tf_keras when TF_USE_LEGACY_KERAS=1)."""
+    package = ('tf_keras' if os.environ.get('TF_USE_LEGACY_KERAS') == '1'
+               else 'keras')
+    return '{} {}'.format(package, metadata.version(package))
+
+
+def extractor_key(extractor, backbone, cut, image_size):
+    """Return what determines the cached activations besides the images:
+    backbone, cut, input size, the prefix's weights, the upsizing code, the
+    backbone's preprocessing code and the Keras stack that runs them."""
+    application = getattr(K.applications, BACKBONES[backbone][0])
+    code = (inspect.getsource(extractor.get_layer('upsize').function)
+            + inspect.getsource(application.preprocess_input))
+    return {'backbone': backbone, 'cut': cut, 'image_size': image_size,
+            'prefix_weights': weights_fingerprint(extractor),
+            'extractor_code': hashlib.sha256(code.encode()).hexdigest(),
+            'keras': keras_stack()}
+
+
+def remove_stale_temporaries(directories):
+    """Delete temporary files (.NAME.PID.tmp.EXT) of runs that died."""
+    for directory in directories:
+        for path in glob.glob(os.path.join(directory, '.*.*.tmp*')):
+            pid = os.path.basename(path).split('.tmp')[0].rsplit('.', 1)[-1]
+            if pid.isdigit() and not os.path.exists('/proc/' + pid):
+                os.remove(path)
+                print('Removed {}, left by a run that died (PID {})'
+                      .format(path, pid))
+
+
+@contextlib.contextmanager
+def download_errors():
+    """Turn a failed Keras download (its error is raised while handling a
+    URLError) into an InputError that says how to run offline."""
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error.__context__, urllib.error.URLError):
+            raise
+        raise InputError('download failed ({}). Offline, pass --data-dir DIR '
+                         '(a cifar-10-batches-py folder) and --weights FILE '
+                         '(a Keras weight file), or put the files Keras '
+                         'would download under $KERAS_HOME (default '
+                         '~/.keras)'.format(error)) from error
 
 
 def append_record(log_path, record):
@@ -490,7 +570,7 @@ def check_writable(directory, option):
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        raise ValueError('{}: cannot write to {} ({}); choose a writable '
+        raise InputError('{}: cannot write to {} ({}); choose a writable '
                          'location'.format(option, directory, error.strerror))
 
 
@@ -499,7 +579,7 @@ def load_weights_argument(weights):
     if weights == 'none':
         return None
     if weights != 'imagenet' and not os.path.isfile(weights):
-        raise ValueError('--weights {}: no such file; pass a local Keras '
+        raise InputError('--weights {}: no such file; pass a local Keras '
                          'weight file, imagenet or none'.format(weights))
     return weights
 
@@ -514,14 +594,17 @@ class CachedBatches(K.utils.Sequence):
     drawn anew every epoch.  A cell of an n x n map spans 32/n of the
     original 32 pixels (3.2 for a 10x10 map): one cell is close to the
     usual 4-pixel pad-and-crop augmentation of CIFAR training.
+    Epoch e's order and shifts depend on (seed, e) alone, so a run resumed
+    at first_epoch draws what the uninterrupted run would have.
     """
 
-    def __init__(self, parts, labels, batch_size, seed, shift=0):
-        """Hold the parts (memory-mapped), one-hot labels and a seeded RNG."""
+    def __init__(self, parts, labels, batch_size, seed, shift=0,
+                 first_epoch=0):
+        """Hold the parts (memory-mapped), one-hot labels and the seed."""
         super().__init__()
         self.parts, self.labels, self.batch_size = parts, labels, batch_size
-        self.shift = shift
-        self.rng = np.random.default_rng(seed)
+        self.shift, self.seed = shift, seed
+        self.epoch = first_epoch - 1
         self.on_epoch_end()
 
     def __len__(self):
@@ -542,10 +625,12 @@ class CachedBatches(K.utils.Sequence):
         return x.astype('float32'), self.labels[row]
 
     def on_epoch_end(self):
-        """Draw a new order of (part, image) pairs, and new shifts."""
-        self.order = self.rng.permutation(len(self.parts) * len(self.labels))
-        self.offsets = self.rng.integers(0, 2 * self.shift + 1,
-                                         (len(self.order), 2))
+        """Draw the next epoch's order of (part, image) pairs, and shifts."""
+        self.epoch += 1
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(len(self.parts) * len(self.labels))
+        self.offsets = rng.integers(0, 2 * self.shift + 1,
+                                    (len(self.order), 2))
 
 
 @contextlib.contextmanager
@@ -557,20 +642,24 @@ def stage(name, report):
     report['stage_peak_memory_mib'][name] = peak_memory_mib()
 
 
-def train(args):
-    """Run the whole pipeline for parsed command-line args; return record."""
-    for directory, option in ((os.path.dirname(args.output), '--output'),
-                              (args.cache_dir, '--cache-dir'),
-                              (os.path.dirname(args.log), '--log')):
-        check_writable(os.path.abspath(directory), option)
-    report = {'timings': {}, 'stage_peak_memory_mib': {}}
+def train(args, report):
+    """Run the whole pipeline for parsed command-line args, filling the
+    run's record (report) as each stage ends."""
+    directories = [os.path.abspath(directory) for directory in
+                   (os.path.dirname(args.output), args.cache_dir,
+                    os.path.dirname(args.log))]
+    for directory, option in zip(directories,
+                                 ('--output', '--cache-dir', '--log')):
+        check_writable(directory, option)
+    remove_stale_temporaries(directories)
+    report.update(timings={}, stage_peak_memory_mib={})
     K.utils.set_random_seed(args.seed)
     strategy = distribution_strategy()
 
-    with stage('load_data', report):
+    with stage('load_data', report), download_errors():
         (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
         if not 0 < args.holdout < len(x_train):
-            raise ValueError('--holdout must be between 1 and {}'
+            raise InputError('--holdout must be between 1 and {}'
                              .format(len(x_train) - 1))
         # The held-out split depends on the seed alone, not on how many of
         # the other images train.
@@ -578,25 +667,29 @@ def train(args):
         holdout_index = np.sort(order[:args.holdout])
         fit_index = np.sort(order[args.holdout:][:args.train_images or None])
 
-    with stage('build', report), strategy.scope():
+    with stage('build', report), strategy.scope(), download_errors():
         cut = args.cut or BACKBONES[args.backbone][1]
         extractor, trainer, stitched = build_models(
             args.backbone, args.image_size,
             load_weights_argument(args.weights), cut, args.dropout,
             args.mirror)
-        key = {'backbone': args.backbone, 'cut': cut,
-               'image_size': args.image_size,
-               'prefix_weights': weights_fingerprint(extractor)}
+        key = extractor_key(extractor, args.backbone, cut, args.image_size)
+
+    report.update(cut=cut, train_images=len(fit_index),
+                  replicas=strategy.num_replicas_in_sync,
+                  trainable_params=int(sum(np.prod(w.shape) for w in
+                                           trainer.trainable_weights)),
+                  cache_reused={}, cache_mib={})
 
     def features_of(name, images):
         """Cached prefix activations of images; notes reuse and size."""
-        features, reused[name] = cached_features(
+        features, report['cache_reused'][name] = cached_features(
             extractor, np.ascontiguousarray(images), name, args.cache_dir,
             key, args.batch_size)
-        cache_mib[name] = os.path.getsize(features.filename) / 2 ** 20
+        report['cache_mib'][name] = os.path.getsize(
+            features.filename) / 2 ** 20
         return features
 
-    reused, cache_mib = {}, {}
     with stage('extract', report):
         # Horizontal flips, the usual CIFAR augmentation, are cached once
         # as a second copy of the training images.
@@ -608,16 +701,31 @@ def train(args):
                              'float32')
 
     with stage('train', report):
+        # A killed run leaves its last completed epoch here; the same
+        # command resumes from it.
+        backup = os.path.join(args.cache_dir, 'backup-' + digest(
+            [key, {name: value for name, value in vars(args).items()
+                   if name not in ('output', 'log', 'note')}]))
+        epoch_log = EpochLog(os.path.join(backup, 'epochs.json'))
+        report['resumed_after_epoch'] = len(epoch_log.epochs)
+        if epoch_log.epochs:
+            print('Resuming training after epoch {} of {} ({})'.format(
+                len(epoch_log.epochs), args.epochs, backup))
         batches = CachedBatches(fit_parts, one_hot(y_train[fit_index]),
-                                args.batch_size, args.seed, args.shift)
+                                args.batch_size, args.seed, args.shift,
+                                first_epoch=len(epoch_log.epochs))
         with strategy.scope():
             for model in (trainer, stitched):
                 compile_model(model, args.learning_rate, args.label_smoothing,
                               len(batches) * args.epochs)
-        epoch_log = EpochLog()
-        trainer.fit(batches, epochs=args.epochs,
+        # shuffle=False: the batches shuffle themselves (Keras 2 would also
+        # reorder them, differently after a resume).
+        trainer.fit(batches, epochs=args.epochs, shuffle=False,
                     validation_data=(holdout, one_hot(y_train[holdout_index])),
-                    callbacks=[epoch_log], verbose=1)
+                    callbacks=[K.callbacks.BackupAndRestore(backup),
+                               epoch_log], verbose=1)
+        shutil.rmtree(backup, ignore_errors=True)  # Keras 2 leaves our file
+        report['epochs'] = epoch_log.epochs
 
     with stage('save', report):
         check = x_train[holdout_index][:VERIFY_IMAGES]
@@ -626,7 +734,7 @@ def train(args):
             views.append(extractor.predict(check[:, :, ::-1], verbose=0))
         save_verified(stitched, check, predict_views(trainer, views),
                       args.output)
-        saved_after = seconds_since_process_start()
+        report['seconds_to_saved_model'] = seconds_since_process_start()
 
     with stage('evaluate', report):  # flipped and test features: for this
         sets = {'holdout': (x_train[holdout_index], y_train[holdout_index]),
@@ -644,17 +752,9 @@ def train(args):
                     views[view]['test_exact_0_999'] = accuracy_of(
                         predicted[:EXACT_TEST_IMAGES],
                         labels[:EXACT_TEST_IMAGES])
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return dict(report, epochs=epoch_log.epochs,
-                accuracy=views['mirror_average' if args.mirror else 'single'],
-                accuracy_by_view=views, cache_reused=reused, cut=cut,
-                cache_mib=cache_mib,
-                seconds_to_saved_model=saved_after,
-                replicas=strategy.num_replicas_in_sync,
-                cpu_seconds=usage.ru_utime + usage.ru_stime,
-                trainable_params=int(sum(np.prod(w.shape) for w in
-                                         trainer.trainable_weights)),
-                train_images=len(fit_index))
+    report.update(
+        accuracy=views['mirror_average' if args.mirror else 'single'],
+        accuracy_by_view=views)
 
 
 def predict_views(trainer, views):
@@ -753,26 +853,30 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Command-line entry point: train, save, log; exit 1 on bad input."""
+    """Command-line entry point: train, save, log.  Bad input exits 1 with
+    a one-line error; any other failure keeps its traceback."""
     args = parse_args(argv)
     started = time.time()
+    record = {'config': vars(args), 'machine': machine_description()}
     try:
-        result = train(args)
-    except (ValueError, OSError) as error:
+        train(args, record)
+    except InputError as error:
         sys.exit('error: {}'.format(' '.join(str(error).split())))
-    except Exception as error:
-        if 'URL fetch failure' not in str(error):
-            raise
-        sys.exit('error: download failed ({}). Offline, pass --data-dir DIR '
-                 '(a cifar-10-batches-py folder) and --weights FILE (a Keras '
-                 'weight file), or put the files Keras would download under '
-                 '$KERAS_HOME (default ~/.keras)'.format(error))
-    record = dict(result, config=vars(args), machine=machine_description(),
-                  wall_seconds=time.time() - started,
-                  peak_memory_mib=peak_memory_mib(),
-                  finished=datetime.datetime.now(datetime.timezone.utc)
-                  .isoformat(timespec='seconds'))
-    append_record(args.log, record)
+    except BaseException as error:
+        record['error'] = '{}: {}'.format(type(error).__name__, error)
+        raise
+    finally:
+        # A run that replaced cifar10.h5 is logged even if what comes after
+        # the save failed.
+        if 'seconds_to_saved_model' in record:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            record.update(
+                wall_seconds=time.time() - started,
+                cpu_seconds=usage.ru_utime + usage.ru_stime,
+                peak_memory_mib=peak_memory_mib(),
+                finished=datetime.datetime.now(datetime.timezone.utc)
+                .isoformat(timespec='seconds'))
+            append_record(args.log, record)
     print(json.dumps(record['accuracy']))
 
 
