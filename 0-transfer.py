@@ -131,15 +131,14 @@ def preprocess_data(X, Y):
     if X.ndim != 4 or X.shape[1:] != IMAGE_SHAPE:
         raise ValueError('X must have shape (m, 32, 32, 3), got {}: pass '
                          'CIFAR-10 images as loaded'.format(X.shape))
-    if Y.shape not in ((len(Y),), (len(Y), 1)):
+    if Y.ndim not in (1, 2) or Y.shape[1:] not in ((), (1,)):
         raise ValueError('Y must have shape (m,) or (m, 1), got {}'
                          .format(Y.shape))
     if len(X) != len(Y):
         raise ValueError('X and Y differ in length: {} images, {} labels'
                          .format(len(X), len(Y)))
     for name, array in (('X', X), ('Y', Y)):
-        if not (np.issubdtype(array.dtype, np.integer)
-                or np.issubdtype(array.dtype, np.floating)):
+        if array.dtype.kind not in 'iuf':  # not timedelta64, bool, ...
             raise ValueError('{} must be numeric, got dtype {}'
                              .format(name, array.dtype))
         if not np.all(np.isfinite(array)):
@@ -704,12 +703,12 @@ def train(args, report):
         holdout = np.asarray(features_of('holdout', x_train[holdout_index]),
                              'float32')
 
-    with stage('train', report):
-        # A killed run leaves its last completed epoch here; the same
-        # command resumes from it.
-        backup = os.path.join(args.cache_dir, 'backup-' + digest(
-            [key, {name: value for name, value in vars(args).items()
-                   if name not in ('output', 'log', 'note')}]))
+    # A killed run leaves its last completed epoch in backup; the same
+    # command resumes from it (one run at a time: the lock).
+    backup = os.path.join(args.cache_dir, 'backup-' + digest(
+        [key, {name: value for name, value in vars(args).items()
+               if name not in ('output', 'log', 'note')}]))
+    with stage('train', report), file_lock(backup):
         epoch_log = EpochLog(os.path.join(backup, 'epochs.json'))
         report['resumed_after_epoch'] = len(epoch_log.epochs)
         if epoch_log.epochs:

@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -17,9 +18,11 @@ TINY_ARGS = ['--weights', 'none', '--image-size', '32', '--epochs', '1',
              '--batch-size', '16', '--holdout', '20']
 
 
-def write_cifar_dir(path, per_batch=40, seed=0):
+def write_cifar_dir(path, per_batch=40, seed=0, learnable=False):
     """Write a tiny CIFAR-10 folder in the official python pickle layout.
 
+    Random pixels and labels; learnable: an image of class c has pixels
+    25 c to 25 c + 19, a class a model can tell after one short epoch.
     Protocol 4: Keras 3's restricted unpickler refuses protocol 2 pickles
     written by Python 3.
     """
@@ -27,11 +30,13 @@ def write_cifar_dir(path, per_batch=40, seed=0):
     os.makedirs(path, exist_ok=True)
     names = ['data_batch_{}'.format(i) for i in range(1, 6)] + ['test_batch']
     for name in names:
-        batch = {b'batch_label': name.encode(),
-                 b'labels': rng.integers(0, 10, per_batch).tolist(),
-                 b'data': rng.integers(0, 256, (per_batch, 3072),
-                                       dtype=np.uint8),
-                 b'filenames': [b'img.png'] * per_batch}
+        labels = rng.integers(0, 10, per_batch)
+        data = rng.integers(0, 20 if learnable else 256, (per_batch, 3072),
+                            dtype=np.uint8)
+        if learnable:
+            data += (25 * labels[:, None]).astype(np.uint8)
+        batch = {b'batch_label': name.encode(), b'labels': labels.tolist(),
+                 b'data': data, b'filenames': [b'img.png'] * per_batch}
         with open(os.path.join(path, name), 'wb') as f:
             pickle.dump(batch, f, protocol=4)
     with open(os.path.join(path, 'batches.meta'), 'wb') as f:
@@ -79,3 +84,35 @@ def cifar_dir(tmp_path_factory):
     """A tiny CIFAR-10 folder (40 images per batch file)."""
     return write_cifar_dir(tmp_path_factory.mktemp('data') /
                            'cifar-10-batches-py')
+
+
+@pytest.fixture(scope='session')
+def learnable_cifar_dir(tmp_path_factory):
+    """A tiny CIFAR-10 folder whose classes are brightness levels."""
+    return write_cifar_dir(tmp_path_factory.mktemp('learnable') /
+                           'cifar-10-batches-py', learnable=True)
+
+
+@pytest.fixture(scope='session')
+def calibrated_weights(tmp_path_factory, transfer):
+    """A MobileNetV2 weight file (no top) for --weights: random, with each
+    BatchNorm's statistics set to those of its input on random images.
+
+    Random initial weights (--weights none) shrink the activations about
+    tenfold a block: at block_13_project_BN they are near 1e-10, zeros in
+    the float16 cache.  Calibrated, they are near 1.
+    """
+    K = transfer.K
+    backbone = K.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3))
+    for layer in backbone.layers:
+        if isinstance(layer, K.layers.BatchNormalization):
+            layer.momentum = 0.0  # moving statistics := this batch's
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3))
+    backbone(transfer.upsize_images(images.astype('float32'), 32,
+                                    'mobilenet_v2'), training=True)
+    path = str(tmp_path_factory.mktemp('weights') / 'calibrated.weights.h5')
+    with warnings.catch_warnings():  # Keras 3 on numpy 2: one per weight
+        warnings.simplefilter('ignore', DeprecationWarning)
+        backbone.save_weights(path)
+    return path

@@ -2,6 +2,7 @@
 """The command line end to end on tiny data: train, save, reload, grade."""
 import json
 import os
+import re
 
 import pytest
 
@@ -10,10 +11,15 @@ from conftest import (PROJECT_DIR, TINY_ARGS, describe_saved_model,
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, cifar_dir):
-    """Run the CLI twice in one folder; return (folder, first, second)."""
+def trained(tmp_path_factory, learnable_cifar_dir, calibrated_weights):
+    """Run the CLI twice in one folder; return (folder, first, second).
+
+    On data it can learn, with weights that pass the images on (random
+    ones make the features zeros): a model whose accuracy tells.
+    """
     work = tmp_path_factory.mktemp('run')
-    args = TINY_ARGS + ['--data-dir', cifar_dir]
+    args = TINY_ARGS + ['--data-dir', learnable_cifar_dir,
+                        '--weights', calibrated_weights]
     first = run_transfer(args, work)
     assert first.returncode == 0, first.stderr[-3000:]
     second = run_transfer(args, work)
@@ -61,13 +67,20 @@ def test_saved_model_loads_in_a_fresh_process(trained):
     assert describe_saved_model(work) == ('Lambda', '(None, 10)', True)
 
 
-def test_grader_file_evaluates_the_saved_model(trained, cifar_dir):
-    """0-main.py, unchanged, evaluates cifar10.h5 on the redirected data."""
+def test_grader_file_reports_the_logged_accuracy(trained,
+                                                 learnable_cifar_dir):
+    """0-main.py, unchanged, on the redirected data: the accuracy it prints
+    for cifar10.h5 is the test accuracy the run logged (within one of the
+    40 images: the run predicts from float16 activations)."""
     work, _, _ = trained
     result = run_python([os.path.join(PROJECT_DIR, 'grade.py'),
-                         '--data-dir', cifar_dir], work)
+                         '--data-dir', learnable_cifar_dir], work)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'accuracy' in result.stdout + result.stderr
+    printed = re.findall(r'accuracy: ([0-9.]+)', result.stdout)
+    assert printed, result.stdout[-3000:]
+    logged = records(work)[-1]['accuracy']['test']
+    assert logged > 0.5  # learnt: a wrong pipeline would not come close
+    assert abs(float(printed[-1]) - logged) <= 1 / 40, (printed, logged)
 
 
 def test_grader_file_is_the_task_text():

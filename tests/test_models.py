@@ -41,23 +41,43 @@ def test_unknown_backbone_and_small_input_are_refused(transfer):
         transfer.build_backbone('InceptionV3', 32, None)
 
 
-def test_training_keeps_batchnorm_statistics(transfer):
-    """Fitting the suffix changes its kernels, not BatchNorm statistics."""
+@pytest.fixture(scope='module')
+def fitted(transfer):
+    """Fit the trainer one epoch on random activations; return its suffix
+    and head as (layer, weights before, weights after) triples."""
     extractor, trainer, _ = transfer.build_models(
         'MobileNetV2', 32, None, 'block_13_project_BN', 0.2)
-    suffix = trainer.get_layer('trainable_suffix')
-    norms = [layer for layer in suffix.layers
-             if isinstance(layer, transfer.K.layers.BatchNormalization)]
-    assert norms
-    before = [w.numpy() for layer in norms for w in layer.weights]
-    kernel_before = trainer.get_layer('predictions').kernel.numpy()
+    layers = trainer.get_layer('trainable_suffix').layers + [
+        trainer.get_layer('predictions')]
+    before = [[w.numpy() for w in layer.weights] for layer in layers]
     transfer.compile_model(trainer, 1e-2, 0.1, 10)
     features = np.random.default_rng(0).normal(
         size=(64,) + tuple(extractor.output.shape[1:])).astype('float32')
     labels = np.eye(10, dtype='float32')[np.arange(64) % 10]
     trainer.fit(features, labels, epochs=1, batch_size=16, verbose=0)
-    after = [w.numpy() for layer in norms for w in layer.weights]
-    for a, b in zip(before, after):
-        np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(
-        kernel_before, trainer.get_layer('predictions').kernel.numpy())
+    after = [[w.numpy() for w in layer.weights] for layer in layers]
+    return list(zip(layers, before, after))
+
+
+def test_training_keeps_batchnorm_statistics(transfer, fitted):
+    """Fitting leaves every BatchNorm weight of the suffix as it was."""
+    norms = [(layer, before, after) for layer, before, after in fitted
+             if isinstance(layer, transfer.K.layers.BatchNormalization)]
+    assert norms
+    for layer, before, after in norms:
+        for a, b in zip(before, after):
+            np.testing.assert_array_equal(a, b, err_msg=layer.name)
+
+
+def test_training_changes_every_suffix_kernel(transfer, fitted):
+    """Fitting changes the kernels of the suffix's own convolutions, not
+    only the head's: the backbone's last blocks are trained too."""
+    kernels = [(layer.name, a, b) for layer, before, after in fitted
+               if not isinstance(layer,
+                                 transfer.K.layers.BatchNormalization)
+               for a, b in zip(before, after)]
+    names = {name for name, _, _ in kernels}
+    assert 'predictions' in names and 'block_16_project' in names
+    assert len(names) > 10, names
+    unchanged = [name for name, a, b in kernels if np.array_equal(a, b)]
+    assert not unchanged, 'not trained: ' + ', '.join(unchanged)

@@ -1,35 +1,55 @@
 #!/usr/bin/env python3
 """Interrupted and concurrent runs, determinism, several devices, memory."""
-import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 
 from conftest import (PROJECT_DIR, TINY_ARGS, describe_saved_model,
                       run_python, run_transfer)
 
 # Runs 0-transfer's main() with one stage patched to SIGKILL the process:
-# argv[1] is the stage, the rest are the command-line arguments.
+# argv[1] is the stage, the rest are the command-line arguments.  Appends
+# to events.jsonl, in the working folder, one line per cache part it got
+# ({"part", "reused"}) and one just before the kill ({"killed", ...}).
 KILLER = textwrap.dedent('''
-    import os, signal, sys
+    import json, os, signal, sys
     sys.path.insert(0, {project!r})
     transfer = __import__('0-transfer')
     stage = sys.argv[1]
 
 
-    def die():
+    def note(**event):
+        with open('events.jsonl', 'a') as f:
+            f.write(json.dumps(event) + '\\n')
+
+
+    def die(**event):
+        note(killed=stage, **event)
         os.kill(os.getpid(), signal.SIGKILL)
 
+
+    real_cached_features = transfer.cached_features
+
+    def cached_features(extractor, images, name, *args):
+        features, reused = real_cached_features(extractor, images, name,
+                                                *args)
+        note(part=name, reused=reused)
+        return features, reused
+    transfer.cached_features = cached_features
 
     if stage == 'extract':
         real_extract = transfer.extract_features
 
         def extract_features(*args):
-            for item in real_extract(*args):
-                die()  # the temporary cache file exists, not yet filled
-                yield item
+            for count, (start, batch) in enumerate(real_extract(*args)):
+                if count == 1:  # the first chunk is in the cache file
+                    die(rows_written=start)
+                yield start, batch
         transfer.extract_features = extract_features
     elif stage == 'train':
         class Killer(transfer.EpochLog):
@@ -47,11 +67,9 @@ KILLER = textwrap.dedent('''
     transfer.main(sys.argv[2:])
 ''').format(project=PROJECT_DIR)
 
-
-def sha256(path):
-    """Return the SHA-256 of a file."""
-    with open(str(path), 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
+# Batches of 8: the 180 training images are extracted in two chunks (128
+# images, then 52), so a kill between them leaves a half-written cache.
+KILL_ARGS = TINY_ARGS + ['--batch-size', '8']
 
 
 def last_record(work):
@@ -60,64 +78,161 @@ def last_record(work):
         return json.loads(f.read().splitlines()[-1])
 
 
-def test_sigkill_in_each_stage_keeps_the_old_model(tmp_path, cifar_dir):
-    """Killed while extracting, training or saving: old model intact.
-
-    No half-written cache is trusted, and the next run completes, reusing
-    the caches that were completed before the kill.
-    """
-    args = TINY_ARGS + ['--data-dir', cifar_dir]
-    assert run_transfer(args, tmp_path).returncode == 0
-    good = sha256(tmp_path / 'cifar10.h5')
-    other_seed = args + ['--seed', '1']  # new split and weights: new caches
-    script = tmp_path / 'killer.py'
+def run_killed(stage, args, work):
+    """Run the KILLER script in work, killed in stage; return its events."""
+    script = work / 'killer.py'
     script.write_text(KILLER)
-    for stage in ('extract', 'train', 'save'):
-        result = run_python([str(script), stage] + other_seed, tmp_path)
-        assert result.returncode == -9, (stage, result.stderr[-2000:])
-        assert sha256(tmp_path / 'cifar10.h5') == good, stage
-        if stage == 'extract':
-            assert 'Extracting fit features' in result.stdout
-        else:  # the run killed in extraction left nothing trusted
-            assert 'Reusing' in result.stdout or stage == 'train'
-    result = run_transfer(other_seed, tmp_path)
+    events = work / 'events.jsonl'
+    if events.exists():
+        events.unlink()
+    result = run_python([str(script), stage] + args, work)
+    assert result.returncode == -9, (stage, result.stderr[-2000:])
+    with open(str(events)) as f:
+        events = [json.loads(line) for line in f]
+    assert events[-1]['killed'] == stage, events
+    return events
+
+
+def test_sigkill_in_each_stage(tmp_path, cifar_dir, calibrated_weights):
+    """SIGKILL while extracting, training, then saving, in one folder.
+
+    extract: killed with the first of two chunks of the fit part written
+    to its cache file: the next run extracts that part again.
+    train: killed at the first batch, after every training part was
+    cached: the next run reuses them all.
+    save: killed with the new model file half-written: the model already
+    in place is untouched (the other kills come before any saving).
+    A last run completes, reusing the training parts.  (Calibrated
+    weights: written activations are not zeros.)
+    """
+    args = KILL_ARGS + ['--data-dir', cifar_dir,
+                        '--weights', calibrated_weights]
+    cache = tmp_path / 'cache'
+    kill, = run_killed('extract', args, tmp_path)  # in the first part
+    rows = kill['rows_written']
+    path, = cache.glob('*fit-*.npy')  # whatever its name
+    partial = np.load(str(path))
+    partial = partial.reshape(len(partial), -1)
+    assert 0 < rows < len(partial)
+    assert np.abs(partial[:rows]).max(1).min() > 0  # every row written
+    assert not partial[rows:].any()  # none of the second chunk
+    assert not list(cache.glob('fit-*.json'))  # no record: not complete
+
+    parts = {e['part']: e['reused'] for e in
+             run_killed('train', args, tmp_path) if 'part' in e}
+    assert parts == {'fit': False, 'fit_flipped': False, 'holdout': False}
+
+    (tmp_path / 'cifar10.h5').write_bytes(b'old model')  # any bytes will do
+    parts = {e['part']: e['reused'] for e in
+             run_killed('save', args, tmp_path) if 'part' in e}
+    assert parts == {'fit': True, 'fit_flipped': True, 'holdout': True}
+    assert (tmp_path / 'cifar10.h5').read_bytes() == b'old model'
+
+    result = run_transfer(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     reused = last_record(tmp_path)['cache_reused']
-    # Training parts were completed before the later kills; the test part
-    # is extracted only after saving, which no killed run reached.
-    assert reused == {'fit': True, 'fit_flipped': True, 'holdout': True,
-                      'test': False}
-    assert sha256(tmp_path / 'cifar10.h5') != good
+    # No killed run reached the parts extracted for evaluation.
+    assert {part for part in reused if reused[part]} == {
+        'fit', 'fit_flipped', 'holdout'}, reused
     assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
 
 
 def test_killed_extraction_is_extracted_again(tmp_path, cifar_dir):
     """The part whose extraction was killed is rebuilt, never reused."""
-    args = TINY_ARGS + ['--data-dir', cifar_dir]
-    script = tmp_path / 'killer.py'
-    script.write_text(KILLER)
-    killed = run_python([str(script), 'extract'] + args, tmp_path)
-    assert killed.returncode == -9
+    args = KILL_ARGS + ['--data-dir', cifar_dir]
+    run_killed('extract', args, tmp_path)
     result = run_transfer(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not any(last_record(tmp_path)['cache_reused'].values())
 
 
+# Runs 0-transfer's main() (argv[2:]) logging to the file argv[1], shared
+# by the runs, one line per event in the order they happen: [pid, event,
+# lock], event one of wait (for the lock), hold, extract, free.  Holding a
+# lock to extract, it waits until the other run waits for that lock (or
+# has died, or 60 s have passed): the two runs are sure to meet there.
+SHARED = textwrap.dedent('''
+    import contextlib, json, os, sys, time
+    sys.path.insert(0, {project!r})
+    transfer = __import__('0-transfer')
+    log, held = sys.argv[1], []
+
+
+    def note(event, lock):
+        with open(log, 'a') as f:
+            f.write(json.dumps([os.getpid(), event, lock]) + '\\n')
+
+
+    def other_waits_or_died(lock):
+        with open(log) as f:
+            others = [e for e in map(json.loads, f) if e[0] != os.getpid()]
+        return (any(e[1:] == ['wait', lock] for e in others)
+                or any(not os.path.exists('/proc/%d' % e[0]) for e in others))
+
+
+    real_lock = transfer.file_lock
+
+    @contextlib.contextmanager
+    def file_lock(path):
+        lock = os.path.basename(path)
+        note('wait', lock)
+        with real_lock(path):
+            note('hold', lock)
+            held.append(lock)
+            yield
+            held.remove(lock)
+            note('free', lock)
+    transfer.file_lock = file_lock
+
+    real_extract = transfer.extract_features
+
+    def extract_features(*args):
+        note('extract', held[-1])
+        deadline = time.time() + 60
+        while not other_waits_or_died(held[-1]) and time.time() < deadline:
+            time.sleep(0.05)
+        return real_extract(*args)
+    transfer.extract_features = extract_features
+    transfer.main(sys.argv[2:])
+''').format(project=PROJECT_DIR)
+
+
 def test_two_runs_at_once_share_the_cache(tmp_path, cifar_dir):
-    """Both finish; each cache part is extracted by exactly one of them."""
-    cache = str(tmp_path / 'cache')
+    """Two runs started together on one cache folder.
+
+    For every cache part, one run extracts it while the other is seen
+    waiting for its lock, which it gets only once the first frees it: each
+    part is extracted exactly once, and reused by the other run.
+    """
+    script, log = tmp_path / 'shared.py', tmp_path / 'events.jsonl'
+    script.write_text(SHARED)
     runs = []
     for name in ('a', 'b'):
         (tmp_path / name).mkdir()
-        command = [sys.executable, os.path.join(PROJECT_DIR, '0-transfer.py')]
-        command += TINY_ARGS + ['--data-dir', cifar_dir, '--cache-dir', cache]
+        command = [sys.executable, str(script), str(log)] + TINY_ARGS + [
+            '--data-dir', cifar_dir, '--cache-dir', str(tmp_path / 'cache')]
         runs.append(subprocess.Popen(
             command, cwd=str(tmp_path / name), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     for run in runs:
         _, stderr = run.communicate(timeout=600)
         assert run.returncode == 0, stderr[-2000:]
+    with open(str(log)) as f:
+        events = [tuple(json.loads(line)) for line in f]
     first, second = (last_record(tmp_path / n) for n in ('a', 'b'))
+    locks = {lock for _, _, lock in events if lock.endswith('.npy')}
+    assert {lock.rsplit('-', 1)[0] for lock in locks} == \
+        set(first['cache_reused'])
+    for lock in locks:
+        seen = [(pid, event) for pid, event, name in events if name == lock]
+        extractors = [pid for pid, event in seen if event == 'extract']
+        assert len(extractors) == 1, seen
+        pids = {pid for pid, _ in seen}
+        assert len(pids) == 2, seen
+        extractor, = extractors
+        other, = pids - {extractor}
+        assert seen.index((other, 'wait')) < seen.index((extractor, 'free')) \
+            < seen.index((other, 'hold')), seen
     for part in first['cache_reused']:
         assert {first['cache_reused'][part],
                 second['cache_reused'][part]} == {True, False}, part
@@ -172,35 +287,66 @@ def test_two_devices_train_with_mirrored_strategy(tmp_path, cifar_dir):
     assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
 
 
+# Prints a line: 'MiB', the float16 activations of one image, the peak
+# anonymous memory while caching the first 256 images, then while caching
+# the first 1,024 (argv[1]: cache folder).  Anonymous: not backed by a
+# file, so the pages of the cache's memory map do not count.
 EXTRACT = textwrap.dedent('''
-    import resource, sys
+    import sys, threading
     import numpy as np
     sys.path.insert(0, {project!r})
     transfer = __import__('0-transfer')
+
+
+    def anonymous_mib():
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1]) for line in f
+                        if line.startswith('RssAnon:')) / 1024
+
+
+    def peak_while(function, *args):
+        peak, done = [anonymous_mib()], threading.Event()
+
+        def sample():
+            while not done.wait(0.002):
+                peak.append(anonymous_mib())
+        thread = threading.Thread(target=sample)
+        thread.start()
+        function(*args)
+        done.set()
+        thread.join()
+        return max(peak)
+
+
+    # Cut after the stem at 96 px: 48x48x32 activations, 144 KiB an image.
     extractor, _, _ = transfer.build_models(
-        'MobileNetV2', 128, None, 'block_13_project_BN', 0.0)
+        'MobileNetV2', 96, None, 'Conv1_relu', 0.0)
+    sizes = [np.prod(extractor.output.shape[1:]) * 2 / 2 ** 20]
     images = np.random.default_rng(0).integers(
-        0, 256, (int(sys.argv[1]), 32, 32, 3), dtype=np.uint8)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    transfer.cached_features(extractor, images, 'part', sys.argv[2],
-                             {{}}, batch_size=64)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)
+        0, 256, (1024, 32, 32, 3), dtype=np.uint8)
+    for count in (256, 1024):
+        sizes.append(peak_while(transfer.cached_features, extractor,
+                                images[:count], str(count), sys.argv[1], {{}},
+                                8))
+    print('MiB', *sizes)
 ''').format(project=PROJECT_DIR)
 
 
 def test_extraction_memory_does_not_grow_with_images(tmp_path):
-    """Peak memory of extraction: 500 images vs 2,500 images.
+    """Peak memory while caching 256 images, then 1,024.
 
-    Upsized to 128x128 in float32, 2,000 more images would take 393 MB at
-    once; streamed in batches, the peak grows by far less.
+    The 768 more images leave 108 MiB of activations.  Streamed into the
+    memory-mapped cache 128 at a time (16 batches of 8), the peak grows by
+    far less than half of that; holding all the outputs at once (one
+    predict call, or a list of the chunks before writing) grows it by more.
     """
     script = tmp_path / 'extract.py'
     script.write_text(EXTRACT)
-    growth = []
-    for count in (500, 2500):
-        result = run_python([str(script), str(count),
-                             str(tmp_path / str(count))], tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
-        growth.append(float(result.stdout.split()[-1]))
-    assert growth[1] - growth[0] < 100, growth
+    result = run_python([str(script), str(tmp_path / 'cache')], tmp_path)
+    shutil.rmtree(str(tmp_path / 'cache'), ignore_errors=True)  # 180 MB
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = [line for line in result.stdout.splitlines()
+            if line.startswith('MiB ')][-1]
+    per_image, small, large = map(float, line.split()[1:])
+    assert large - small < 768 * per_image / 2, \
+        'peak grew {:.0f} MiB'.format(large - small)

@@ -154,5 +154,5 @@ def test_run_killed_after_an_epoch_resumes(transfer, tmp_path, cifar_dir):
                    .predict(images.astype('float32'), verbose=0)
                    for work in (killed, whole)]
     np.testing.assert_allclose(*predictions, atol=1e-4)
-    assert not [name for name in os.listdir(str(killed / 'cache'))
-                if name.startswith('backup-')]
+    assert not [path for path in (killed / 'cache').glob('backup-*')
+                if path.is_dir()]
