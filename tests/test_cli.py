@@ -117,3 +117,36 @@ def test_help_lists_the_options():
     for option in ('--backbone', '--data-dir', '--weights', '--cache-dir',
                    '--output', '--epochs', '--batch-size', '--seed'):
         assert option in result.stdout
+
+
+def test_fast_preset_sets_its_defaults_and_options_win(transfer):
+    """--preset fast replaces the defaults; an explicit option wins."""
+    fast = transfer.parse_args(['--preset', 'fast'])
+    for name, value in transfer.PRESETS['fast'].items():
+        assert getattr(fast, name) == value, name
+    assert transfer.parse_args(['--preset', 'fast', '--epochs', '5']) \
+        .epochs == 5
+    default = transfer.parse_args([])
+    assert default.cut is None and default.flips and default.mirror
+    assert default.epochs == transfer.DEFAULTS['epochs']
+
+
+def test_fast_preset_runs_end_to_end(tmp_path, learnable_cifar_dir,
+                                     calibrated_weights):
+    """The fast preset on tiny data: a model the grader can load, trained
+    on --train-images images without flips, logged as the fast preset."""
+    result = run_transfer(['--preset', 'fast', '--image-size', '32',
+                           '--holdout', '20', '--train-images', '100',
+                           '--batch-size', '16', '--data-dir',
+                           learnable_cifar_dir, '--weights',
+                           calibrated_weights], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record, = records(tmp_path)
+    assert record['config']['preset'] == 'fast'
+    assert record['cut'] == 'block_13_project_BN'
+    assert record['train_images'] == 100
+    assert set(record['cache_reused']) == {
+        'fit', 'holdout', 'holdout_flipped', 'test', 'test_flipped'}
+    assert len(record['epochs']) == 2
+    assert 0 < record['seconds_to_saved_model'] < record['wall_seconds'] + 60
+    assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)

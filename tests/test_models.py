@@ -81,3 +81,42 @@ def test_training_changes_every_suffix_kernel(transfer, fitted):
     assert len(names) > 10, names
     unchanged = [name for name, a, b in kernels if np.array_equal(a, b)]
     assert not unchanged, 'not trained: ' + ', '.join(unchanged)
+
+
+@pytest.mark.parametrize('cut', ['block_5_add', 'block_6_project_BN',
+                                 'block_10_project_BN', 'block_13_project_BN',
+                                 'block_16_project_BN'])
+def test_every_swept_cut_computes_the_uncut_backbone(transfer, cut,
+                                                     calibrated_weights):
+    """prefix then suffix == the whole backbone, at each cut of the sweep
+    (calibrated weights: activations near 1, not underflowing)."""
+    backbone = transfer.build_backbone('MobileNetV2', 32, calibrated_weights)
+    prefix, suffix = transfer.split_backbone(backbone, cut)
+    images = transfer.upsize_images(
+        np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3))
+        .astype('float32'), 32, 'mobilenet_v2')
+    whole = backbone.predict(images, verbose=0)
+    assert np.abs(whole).mean() > 1e-2
+    np.testing.assert_allclose(
+        suffix.predict(prefix.predict(images, verbose=0), verbose=0), whole,
+        rtol=1e-4, atol=1e-5)
+
+
+def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
+    """With mirror, the stitched model's output is the mean of the trained
+    path on the images and on their horizontal mirrors."""
+    extractor, trainer, stitched = transfer.build_models(
+        'MobileNetV2', 32, calibrated_weights, 'block_6_project_BN', 0.2,
+        mirror=True)
+    assert type(stitched.layers[1]).__name__ == 'Lambda'
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)) \
+        .astype('float32')
+
+    def cached_path(x):
+        """The trainer's probabilities on the extractor's activations."""
+        return trainer.predict(extractor.predict(x, verbose=0), verbose=0)
+
+    single, mirrored = cached_path(images), cached_path(images[:, :, ::-1])
+    assert np.abs(single - mirrored).max() > 1e-4  # the views differ
+    np.testing.assert_allclose(stitched.predict(images, verbose=0),
+                               (single + mirrored) / 2, atol=1e-5)
