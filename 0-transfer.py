@@ -367,19 +367,19 @@ def digest(value):
 
 def sha256_of_file(path):
     """Return the SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 24), b''):
-            digest.update(block)
-    return digest.hexdigest()
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
 def weights_fingerprint(model):
     """Return a SHA-256 of a model's weights (names the frozen prefix)."""
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()
+        hasher.update(np.ascontiguousarray(weights).tobytes())
+    return hasher.hexdigest()
 
 
 def extract_features(extractor, images, batch_size):
@@ -503,9 +503,9 @@ def machine_description():
             names = [line.split(':', 1)[1].strip() for line in f
                      if line.startswith('model name')]
         cpu = names[0] if names else cpu
-    legacy = os.environ.get('TF_USE_LEGACY_KERAS') == '1'
+    package, version = keras_stack().split()
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
-            'keras': keras_stack().split()[1], 'legacy_keras': legacy,
+            'keras': version, 'legacy_keras': package == 'tf_keras',
             'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
             'script_sha256': sha256_of_file(os.path.abspath(__file__))}
 
@@ -521,14 +521,15 @@ def keras_stack():
 def extractor_key(extractor, backbone, cut, image_size):
     """Return what determines the cached activations besides the images:
     backbone, cut, input size, the prefix's weights, the upsizing code, the
-    backbone's preprocessing code and the Keras stack that runs them."""
+    backbone's preprocessing code, and the TensorFlow and Keras versions
+    that run them."""
     application = getattr(K.applications, BACKBONES[backbone][0])
     code = (inspect.getsource(extractor.get_layer('upsize').function)
             + inspect.getsource(application.preprocess_input))
     return {'backbone': backbone, 'cut': cut, 'image_size': image_size,
             'prefix_weights': weights_fingerprint(extractor),
             'extractor_code': hashlib.sha256(code.encode()).hexdigest(),
-            'keras': keras_stack()}
+            'keras': keras_stack(), 'tensorflow': tf.__version__}
 
 
 def remove_stale_temporaries(directories):
@@ -703,41 +704,46 @@ def train(args, report):
         holdout = np.asarray(features_of('holdout', x_train[holdout_index]),
                              'float32')
 
-    # A killed run leaves its last completed epoch in backup; the same
-    # command resumes from it (one run at a time: the lock).
+    # A run killed before its model was saved leaves its last completed
+    # epoch in backup; the same command resumes from it (one run at a time:
+    # the lock).
     backup = os.path.join(args.cache_dir, 'backup-' + digest(
         [key, {name: value for name, value in vars(args).items()
                if name not in ('output', 'log', 'note')}]))
-    with stage('train', report), file_lock(backup):
-        epoch_log = EpochLog(os.path.join(backup, 'epochs.json'))
-        report['resumed_after_epoch'] = len(epoch_log.epochs)
-        if epoch_log.epochs:
-            print('Resuming training after epoch {} of {} ({})'.format(
-                len(epoch_log.epochs), args.epochs, backup))
-        batches = CachedBatches(fit_parts, one_hot(y_train[fit_index]),
-                                args.batch_size, args.seed, args.shift,
-                                first_epoch=len(epoch_log.epochs))
-        with strategy.scope():
-            for model in (trainer, stitched):
-                compile_model(model, args.learning_rate, args.label_smoothing,
-                              len(batches) * args.epochs)
-        # shuffle=False: the batches shuffle themselves (Keras 2 would also
-        # reorder them, differently after a resume).
-        trainer.fit(batches, epochs=args.epochs, shuffle=False,
-                    validation_data=(holdout, one_hot(y_train[holdout_index])),
-                    callbacks=[K.callbacks.BackupAndRestore(backup),
-                               epoch_log], verbose=1)
-        shutil.rmtree(backup, ignore_errors=True)  # Keras 2 leaves our file
-        report['epochs'] = epoch_log.epochs
+    with file_lock(backup):
+        with stage('train', report):
+            epoch_log = EpochLog(os.path.join(backup, 'epochs.json'))
+            report['resumed_after_epoch'] = len(epoch_log.epochs)
+            if epoch_log.epochs:
+                print('Resuming training after epoch {} of {} ({})'.format(
+                    len(epoch_log.epochs), args.epochs, backup))
+            batches = CachedBatches(fit_parts, one_hot(y_train[fit_index]),
+                                    args.batch_size, args.seed, args.shift,
+                                    first_epoch=len(epoch_log.epochs))
+            with strategy.scope():
+                for model in (trainer, stitched):
+                    compile_model(model, args.learning_rate,
+                                  args.label_smoothing,
+                                  len(batches) * args.epochs)
+            # shuffle=False: the batches shuffle themselves (Keras 2 would
+            # also reorder them, differently after a resume).
+            holdout_labels = one_hot(y_train[holdout_index])
+            trainer.fit(batches, epochs=args.epochs, shuffle=False,
+                        validation_data=(holdout, holdout_labels),
+                        callbacks=[K.callbacks.BackupAndRestore(
+                            backup, delete_checkpoint=False), epoch_log],
+                        verbose=1)
+            report['epochs'] = epoch_log.epochs
 
-    with stage('save', report):
-        check = x_train[holdout_index][:VERIFY_IMAGES]
-        views = [holdout[:VERIFY_IMAGES]]
-        if args.mirror:
-            views.append(extractor.predict(check[:, :, ::-1], verbose=0))
-        save_verified(stitched, check, predict_views(trainer, views),
-                      args.output)
-        report['seconds_to_saved_model'] = seconds_since_process_start()
+        with stage('save', report):
+            check = x_train[holdout_index][:VERIFY_IMAGES]
+            views = [holdout[:VERIFY_IMAGES]]
+            if args.mirror:
+                views.append(extractor.predict(check[:, :, ::-1], verbose=0))
+            save_verified(stitched, check, predict_views(trainer, views),
+                          args.output)
+            report['seconds_to_saved_model'] = seconds_since_process_start()
+            shutil.rmtree(backup, ignore_errors=True)  # nothing to resume
 
     with stage('evaluate', report):  # flipped and test features: for this
         sets = {'holdout': (x_train[holdout_index], y_train[holdout_index]),

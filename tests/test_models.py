@@ -104,9 +104,10 @@ def test_every_swept_cut_computes_the_uncut_backbone(transfer, cut,
 
 def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
     """With mirror, the stitched model's output is the mean of the trained
-    path on the images and on their horizontal mirrors."""
+    path on the images and on their horizontal mirrors (at 72 px, so that
+    the model flips resized images while the cache holds resized flips)."""
     extractor, trainer, stitched = transfer.build_models(
-        'MobileNetV2', 32, calibrated_weights, 'block_6_project_BN', 0.2,
+        'MobileNetV2', 72, calibrated_weights, 'block_6_project_BN', 0.2,
         mirror=True)
     assert type(stitched.layers[1]).__name__ == 'Lambda'
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)) \
