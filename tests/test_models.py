@@ -118,6 +118,8 @@ def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
         return trainer.predict(extractor.predict(x, verbose=0), verbose=0)
 
     single, mirrored = cached_path(images), cached_path(images[:, :, ::-1])
-    assert np.abs(single - mirrored).max() > 1e-4  # the views differ
+    assert np.abs(single - mirrored).max() > 0.1  # the views differ
+    # Resizing a flip and flipping a resize differ by float rounding only:
+    # about 1e-4 in the probabilities, three orders below a missing flip.
     np.testing.assert_allclose(stitched.predict(images, verbose=0),
-                               (single + mirrored) / 2, atol=1e-5)
+                               (single + mirrored) / 2, atol=1e-3)
