@@ -47,12 +47,16 @@ def multiply_adds(model):
     for layer in model.layers:
         if hasattr(layer, 'layers'):
             total += multiply_adds(layer)
-        elif getattr(layer, 'kernel', None) is not None:
+        else:
             # Conv2D (h, w, in, out), DepthwiseConv2D (h, w, in, 1) and
             # Dense (in, out) kernels: one multiply-add per kernel entry
-            # per output pixel.
-            out_pixels = int(np.prod(layer.output.shape[1:-1]))
-            total += out_pixels * int(np.prod(layer.kernel.shape))
+            # per output pixel.  Keras 2 names the depthwise one apart.
+            kernel = getattr(layer, 'depthwise_kernel', None)
+            if kernel is None:
+                kernel = getattr(layer, 'kernel', None)
+            if kernel is not None:
+                out_pixels = int(np.prod(layer.output.shape[1:-1]))
+                total += out_pixels * int(np.prod(kernel.shape))
     return total
 
 

@@ -19,12 +19,14 @@ Placeholders of the template, each replaced by a value computed from the
 log or the results (an unknown name, or a run lacking the value, stops the
 rendering with a message):
 
-    {{name}}              a DERIVED value (tables, comparisons), or else a
+    {{name}}              a FIXED value (targets, the sweep's design), a
+                          DERIVED value (tables, comparisons), or else a
                           RUN_FIELDS value of the reported run
-    {{run4.field}}        RUN_FIELDS value of run 4 (1-based log order)
+    {{run4.field}}        RUN_FIELDS value of run 4 (1-based log order);
+                          {{run4.number}} is its number in the log
     {{reported.field}}    ... of a run named by its role (NAMED_RUNS: the
                           reported run, the benchmarked run, the first run
-                          of the cut sweep, the graded fast run)
+                          of the cut sweep, the reported fast run)
     {{runs2-6.field}}     its range over runs 2 to 6 ("min to max"; runs
                           lacking the field are left out); {{runs.field}}
                           over every run
@@ -33,21 +35,24 @@ rendering with a message):
 
 RUN_FIELDS also answer accuracy_KEY (record['accuracy'][KEY] as a
 percentage) and config_KEY (record['config'][KEY] as is), so a new record
-field is usable without code.  To add a value, add an entry to RUN_FIELDS,
-BENCHMARK_FIELDS or a @derived function; to add a table, a @derived function
-returning markdown_table(columns, rows); then use its name in the template.
-Tables of runs picked by a property (the cut sweep, the fast preset, the
-seeds of the current default) are table_or(field_columns(...), rows, what
-to say while no such run has finished): a run still running shows as a
-missing row or a "pending" sentence, never as an error.  Text files of
-results/ (the grader's output) are Sources.texts.
+field is usable without code.  To add a value, add an entry to FIXED,
+RUN_FIELDS, BENCHMARK_FIELDS or a @derived function; to add a table, a
+@derived function returning markdown_table(columns, rows); then use its
+name in the template.  Tables of runs picked by a property (the cut sweep,
+the fast preset, the seeds of the default) are table_or(field_columns(...),
+rows, what to say while no such run has finished): a run still running
+shows as a missing row or a "pending" sentence, never as an error.  Text
+files of results/ (the grader's output) are Sources.texts.
 """
 import argparse
+import functools
 import glob
+import hashlib
 import json
 import math
 import os
 import re
+import subprocess
 import sys
 
 BLOG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -61,8 +66,6 @@ TARGET = 0.87  # the task's held-out accuracy target
 # Input pixels per cell of the cached map, for cuts whose stride we know
 # (MobileNetV2's old default cut: the output of its last stride-2 block).
 CUT_STRIDES = {'block_13_project_BN': 32}
-# The cut of records that name none (the old default).
-DEFAULT_CUTS = {'MobileNetV2': 'block_13_project_BN'}
 # The cut sweep: its runs have these options and a note starting with
 # SWEEP_NOTE; its cuts are listed so that one still running shows as such.
 SWEEP_OPTIONS = {'train_images': 10000, 'epochs': 4}
@@ -74,12 +77,8 @@ SWEEP_CUTS = ['block_6_project_BN', 'block_10_project_BN',
 MAPS_AT_160 = {'block_6_project_BN': [10, 10, 64],
                'block_10_project_BN': [10, 10, 96],
                'block_13_project_BN': [5, 5, 160]}
-# The current default configuration (0-transfer.py's DEFAULTS; the cut is
-# the record's resolved 'cut', the rest its config) and the targets set
-# for it; its seeds are compared with each other.
-DEFAULT_CUT = 'block_6_project_BN'
-DEFAULT_OPTIONS = {'image_size': 160, 'epochs': 3, 'train_images': 0,
-                   'flips': True, 'mirror': True}
+# The targets set for the default configuration (the reported run's: see
+# is_default_run), whose seeds are compared with each other.
 DEFAULT_TARGETS = {'holdout': 0.95, 'seeds': (0, 1), 'exact': 0.95,
                    'wall_minutes': 45, 'peak_gib': 8, 'cache_gb': 10}
 # MobileNetV2's inverted-residual blocks are block_1 ... block_16.
@@ -94,10 +93,13 @@ STAGES = [('load_data', 'loading'), ('build', 'building'),
 # this many seconds of the process start; the grader's output for it.
 FAST_SECONDS = 240
 FAST_GRADE = 'grade_fast.txt'
-MIRROR_POINTS = 1  # a smaller mirror-averaging gain needs two seeds
+TWO_SEED_POINTS = 1  # a smaller difference needs two seeds to be a finding
 # Configuration keys that are not options of a run's computation.
 NOT_OPTIONS = {'note', 'log', 'output', 'cache_dir', 'data_dir', 'weights',
                'preset'}
+# Paths to shared files, which runs reach by different paths: the same
+# file if the same name.
+SHARED_FILES = ('data_dir', 'weights')
 PLACEHOLDER = re.compile(r'{{([\w.-]+)}}')
 # README.md's results section is the rendering of README_TEMPLATE between
 # these two lines.
@@ -195,9 +197,9 @@ def benchmark_run(sources):
 
 
 def run_cut(record):
-    """The last frozen layer of a run (older records: the default)."""
-    return (record.get('cut') or record['config'].get('cut')
-            or DEFAULT_CUTS.get(record['config'].get('backbone')))
+    """The last frozen layer of a run, as resolved by the run (a config
+    says None for its backbone's default cut)."""
+    return record.get('cut') or record['config'].get('cut')
 
 
 def is_sweep_run(record):
@@ -208,13 +210,24 @@ def is_sweep_run(record):
             and (config.get('note') or '').lower().startswith(SWEEP_NOTE))
 
 
-def is_default_run(record):
-    """Whether a finished run on real data has the current default
-    configuration (any seed, any output)."""
-    config = record['config']
-    return ('accuracy' in record and config.get('data_dir')
-            and preset(record) == 'default' and run_cut(record) == DEFAULT_CUT
-            and all(config.get(k) == v for k, v in DEFAULT_OPTIONS.items()))
+def computation(record):
+    """What a run computed, for comparing runs: its options (cut resolved)
+    but its seed and NOT_OPTIONS, and the SHARED_FILES by file name."""
+    config = options(record)
+    kept = {k: v for k, v in config.items()
+            if k not in NOT_OPTIONS and k != 'seed'}
+    kept.update((k, config[k] and os.path.basename(config[k].rstrip('/')))
+                for k in SHARED_FILES if k in config)
+    return kept
+
+
+def is_default_run(record, reported):
+    """Whether a finished run on real data, without a preset, has the
+    default configuration: the reported run's computation (any seed,
+    output, log, note or cache folder)."""
+    return ('accuracy' in record and preset(record) == 'default'
+            and record['config'].get('data_dir')
+            and computation(record) == computation(reported))
 
 
 # ------------------------------------------------------- per-run values
@@ -357,23 +370,17 @@ def stage_minutes(record):
                       for key, name in STAGES if key in timings)
 
 
-def describe_options(cut, config):
-    """A configuration in words: cut, input size, epochs, training images,
-    flips and mirror averaging (config as a record's, or DEFAULT_OPTIONS)."""
+def describe_options(record):
+    """A run's configuration in words: cut, input size, epochs, training
+    images, flips and mirror averaging."""
+    config = record['config']
     size, images = config['image_size'], config.get('train_images')
     return ('cut after {}, {}x{} input, {} epochs, {}, flips {}, {}'.format(
-        cut, size, size, config['epochs'],
+        run_cut(record), size, size, config['epochs'],
         '{} training images'.format(whole(images)) if images
         else 'every training image not held out',
         'cached' if config.get('flips', True) else 'off',
         'mirror-averaged' if config.get('mirror') else 'single view'))
-
-
-def describe_run(record):
-    """A run's configuration in words, with its seed."""
-    return '{}, seed {}'.format(describe_options(run_cut(record),
-                                                 record['config']),
-                                record['config'].get('seed'))
 
 
 def one_decimal(value):
@@ -481,7 +488,13 @@ RUN_FIELDS = {
                           signed),
     'trained_blocks': (trained_blocks, plain),
     'stage_minutes': (stage_minutes, plain),
-    'configuration': (describe_run, plain),
+    'options': (describe_options, plain),
+    'configuration': (lambda r: '{}, seed {}'.format(
+        describe_options(r), r['config'].get('seed')), plain),
+    # CPU seconds per wall second: near the core count if the run had the
+    # machine to itself and used every core
+    'cpu_per_wall': (lambda r: dig(r, 'cpu_seconds') / dig(r, 'wall_seconds'),
+                     '{:.2f}'.format),
     # the saved model's size, where the record has it
     'model_mib': (lambda r: dig(r, 'model_mib'), one_decimal),
 }
@@ -571,6 +584,9 @@ BENCHMARK_FIELDS = {
         extraction(b, 'float32')['gflop_per_second']),
     'peak_fraction': lambda b: '{:.0f}%'.format(
         100 * extraction(b, 'float32')['fraction_of_fp32_peak']),
+    # ... of a peak half as high (FMA units half as wide as assumed)
+    'half_peak_fraction': lambda b: '{:.0f}%'.format(
+        200 * extraction(b, 'float32')['fraction_of_fp32_peak']),
     'fp32_peak': lambda b: whole(dig(b, 'fp32_peak_gflop_per_second')),
     'flop_per_cycle': lambda b: whole(
         dig(b, 'fp32_peak_gflop_per_second') / dig(b, 'cores')
@@ -606,35 +622,11 @@ def run_number(sources, record):
 
 
 @derived
-def reported_run_number(sources):
-    """The reported run's number in the log (1-based)."""
-    return str(run_number(sources, sources.reported))
-
-
-@derived
-def benchmarked_run_number(sources):
-    """The number of the run results/benchmark.json compared itself with."""
-    return str(run_number(sources, benchmark_run(sources)))
-
-
-@derived
 def versions(sources):
     """Hardware and software of the reported run."""
     return ('TensorFlow {tensorflow}, Keras {keras}, Python {python}, '
             'numpy {numpy}, {cores} cores of an {cpu}'
             .format(**sources.reported['machine']))
-
-
-@derived
-def exact_count(sources):
-    """How many test images are exact, for prose ('1,000')."""
-    return whole(EXACT)
-
-
-@derived
-def exact_images(sources):
-    """How many test images are exact, for a command line ('1000')."""
-    return str(EXACT)
 
 
 @derived
@@ -734,11 +726,11 @@ def no_cache_run_minutes(sources):
 
 @derived
 def benchmark_default_note(sources):
-    """Whether the benchmarked run has the current default configuration
-    (the benchmark is not rerun with every new default)."""
-    if is_default_run(benchmark_run(sources)):
-        return 'the current default configuration'
-    return 'an earlier default, not the current one'
+    """Whether the benchmarked run has the default configuration (the
+    benchmark is not rerun with every new default)."""
+    if is_default_run(benchmark_run(sources), sources.reported):
+        return 'the default configuration'
+    return 'not the default configuration (the reported run\'s)'
 
 
 # ---------------------------------------------------------------- tables
@@ -869,6 +861,46 @@ def run_options(record, names):
                     if config.get(k) is not None)
 
 
+@functools.lru_cache(maxsize=None)
+def script_commits():
+    """{SHA-256 of 0-transfer.py: the first commit (abbreviated) whose
+    0-transfer.py has it}, from git; {} without git or its history.  CI
+    runs on a full clone, where this matches the working copy's."""
+    def git(*args):
+        """The output of a git command in the project."""
+        return subprocess.run(('git', '-C', PROJECT_DIR) + args, check=True,
+                              capture_output=True).stdout
+    found = {}
+    try:
+        # newest first, so the oldest commit of a content is kept
+        for commit in git('log', '--format=%H', '--',
+                          '0-transfer.py').decode().split():
+            script = git('show', commit + ':0-transfer.py')
+            found[hashlib.sha256(script).hexdigest()] = commit[:7]
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return found
+
+
+@derived
+def run_commits(sources):
+    """Markdown list: the runs that logged their script's SHA-256, grouped
+    by the first commit whose 0-transfer.py has it (see script_commits)."""
+    groups = {}
+    for number, record in numbered(sources.records):
+        sha = record.get('machine', {}).get('script_sha256')
+        if sha:
+            commit = script_commits().get(sha)
+            groups.setdefault('`{}`'.format(commit) if commit else
+                              'not found (no git history, or a script no '
+                              'commit holds)', []).append(str(number))
+    if not groups:
+        raise Missing('no run logged its script\'s SHA-256')
+    return '\n'.join('- run{} {}: {}'.format(
+        's' if len(numbers) > 1 else '', ', '.join(numbers), commit)
+        for commit, numbers in groups.items())
+
+
 @derived
 def reproduction_table(sources):
     """Markdown table: each run's options beyond the common ones, and
@@ -934,24 +966,14 @@ def sweep_runs(sources):
 
 
 def default_runs(sources):
-    """(number, record) of each run of the current default configuration."""
-    return runs_where(sources, is_default_run)
+    """(number, record) of each run of the default configuration."""
+    return runs_where(sources, lambda record: is_default_run(
+        record, sources.reported))
 
 
 def latest_by_seed(rows):
     """{seed: (number, record)} of the latest row of each seed."""
     return {row[1]['config'].get('seed'): row for row in rows}
-
-
-def describe_default():
-    """The current default configuration in words."""
-    return describe_options(DEFAULT_CUT, DEFAULT_OPTIONS)
-
-
-@derived
-def default_configuration(sources):
-    """The current default configuration, for prose."""
-    return describe_default()
 
 
 @derived
@@ -966,29 +988,6 @@ def reported_run_summary(sources):
                 cell(record, 'epochs'), cell(record, 'seed'),
                 finished_text(record), cell(record, 'holdout'),
                 cell(record, 'test_exact'), EXACT - 1))
-
-
-@derived
-def default_status(sources):
-    """Sentence: whether the reported run has the current default
-    configuration, or that run is still pending."""
-    if is_default_run(sources.reported):
-        return ('It has the current default configuration ({}).'
-                .format(describe_default()))
-    return ('The current default configuration ({}) has no finished run '
-            'that wrote cifar10.h5 yet: until it has, the reported run is '
-            'the old default, which sections 3.1 to 3.3 describe, and '
-            'section 3.7 says what is pending.'.format(describe_default()))
-
-
-@derived
-def reported_default_note(sources):
-    """Sentence: whether the reported run (the committed cifar10.h5) has
-    the current default configuration."""
-    if is_default_run(sources.reported):
-        return 'This run has the current default configuration.'
-    return ('This run predates the current default configuration, which '
-            'has no finished run that wrote cifar10.h5 yet.')
 
 
 def run_field_row(name):
@@ -1038,18 +1037,6 @@ def reported_table(sources):
                            ('value', lambda row: row[1])], rows)
 
 
-@derived
-def default_cut(sources):
-    """The current default's cut."""
-    return DEFAULT_CUT
-
-
-@derived
-def default_trained_blocks(sources):
-    """How many MobileNetV2 blocks the current default trains."""
-    return str(blocks_after(DEFAULT_CUT))
-
-
 # The cut sweep: one row per cut.
 SWEEP_COLUMNS = field_columns(
     ('cut', 'cut'), ('cached map', 'cached_map'),
@@ -1084,18 +1071,28 @@ def sweep_pending(sources):
 @derived
 def sweep_findings(sources):
     """Sentence: the sweep's cut of the highest mirror-averaged held-out
-    accuracy and that of the shortest training epoch, so far."""
-    rows = sweep_runs(sources)
-    if not rows:
-        return 'No finding yet: no run of the sweep has finished.'
-    best = best_run(rows, lambda r: by_view(r, 'mirror_average', 'holdout'))
-    cheapest = best_run(rows, lambda r: -seconds_per_epoch(r))
+    accuracy so far, its lead over the next cut in both views, and whether
+    that lead passes the two-seed rule (times are not compared: the runs
+    shared the cores with other jobs)."""
+    rows = sorted(sweep_runs(sources), reverse=True, key=lambda row: by_view(
+        row[1], 'mirror_average', 'holdout'))
+    if len(rows) < 2:
+        return 'No finding yet: fewer than two cuts have finished.'
+    (number, best), (second, runner_up) = rows[:2]
+    leads = [100 * (by_view(best, view, 'holdout')
+                    - by_view(runner_up, view, 'holdout'))
+             for view in ('mirror_average', 'single')]
     return ('So far ({} of {} cuts), {} (run {}) reached the highest '
-            'mirror-averaged held-out accuracy, {}, and {} (run {}) had the '
-            'shortest training epoch, {} s.'.format(
-                len(rows), len(SWEEP_CUTS), run_cut(best[1]), best[0],
-                run_value(best[1], 'holdout_mirror'), run_cut(cheapest[1]),
-                cheapest[0], run_value(cheapest[1], 'seconds_per_epoch')))
+            'mirror-averaged held-out accuracy, {}, ahead of {} (run {}) by '
+            '{:.2f} points mirror-averaged and {:.2f} in the single view: {}.'
+            .format(len(rows), len(SWEEP_CUTS), run_cut(best), number,
+                    run_value(best, 'holdout_mirror'), run_cut(runner_up),
+                    second, leads[0], leads[1],
+                    'under our {}-point rule in at least one view, so their '
+                    'order rests on one seed each'.format(TWO_SEED_POINTS)
+                    if min(leads) < TWO_SEED_POINTS else
+                    'at least {} point in both views, on one seed each'
+                    .format(TWO_SEED_POINTS)))
 
 
 @derived
@@ -1109,19 +1106,6 @@ def sweep_holdout_by_cut(sources):
         '{} {} (run {})'.format(cut, cell(latest[cut][1], 'holdout_mirror'),
                                 latest[cut][0]) if cut in latest
         else '{} pending'.format(cut) for cut in SWEEP_CUTS)
-
-
-@derived
-def sweep_cuts(sources):
-    """The sweep's cuts, comma-separated."""
-    return ', '.join(SWEEP_CUTS)
-
-
-@derived
-def sweep_options(sources):
-    """The options the sweep's runs share, for a command line."""
-    return ' '.join(option(name, value)
-                    for name, value in SWEEP_OPTIONS.items())
 
 
 def first_sweep_run(sources):
@@ -1151,34 +1135,26 @@ def mirror_table(sources):
                     'No run has measured both views yet.')
 
 
-def large_mirror_gains(sources):
-    """'run N (+g on what)' for each gain of MIRROR_POINTS or more."""
-    found = []
-    for number, record in runs_where(sources, has_views):
-        for key, what in (('holdout', 'held-out'),
-                          ('test_exact_0_999', 'test 0-{}'.format(EXACT - 1))):
-            gain = mirror_gain(record, key)
-            if abs(gain) >= MIRROR_POINTS:
-                found.append('run {} ({} on {})'.format(number, signed(gain),
-                                                        what))
-    return found
-
-
 @derived
 def mirror_verdict(sources):
-    """Sentence: which gains reach MIRROR_POINTS, and what the seeds of the
-    default configuration say about the smaller ones."""
-    large = large_mirror_gains(sources)
-    first = ('{} reach{} {} point'.format(
-        ', '.join(large), 'es' if len(large) == 1 else '', MIRROR_POINTS)
-             if large else 'no difference reaches {} point'
-             .format(MIRROR_POINTS))
+    """Sentence: which held-out gains reach TWO_SEED_POINTS, and what the
+    seeds of the default configuration say about the smaller ones (the
+    test images are not evidence for a choice)."""
+    large = ['run {} ({})'.format(number, signed(mirror_gain(r, 'holdout')))
+             for number, r in runs_where(sources, has_views)
+             if abs(mirror_gain(r, 'holdout')) >= TWO_SEED_POINTS]
+    first = ('the held-out gain{} of {} reach{} {} point'.format(
+        's' if len(large) > 1 else '', ', '.join(large),
+        'es' if len(large) == 1 else '', TWO_SEED_POINTS)
+             if large else 'no held-out difference reaches {} point'
+             .format(TWO_SEED_POINTS))
     seeds = latest_by_seed(row for row in default_runs(sources)
                            if has_views(row[1]))
     if len(seeds) < 2:
         return ('{}; the default configuration has {} with both views so '
                 'far, so no gain under {} point is a finding yet'.format(
-                    first, 'one seed' if seeds else 'no run', MIRROR_POINTS))
+                    first, 'one seed' if seeds else 'no run',
+                    TWO_SEED_POINTS))
     gains = [mirror_gain(seeds[seed][1], 'holdout') for seed in sorted(seeds)]
     return ('{}; the default configuration with seeds {} changed its '
             'held-out accuracy by {} points: {}'.format(
@@ -1188,48 +1164,63 @@ def mirror_verdict(sources):
                 'not a gain with every seed, so no finding'))
 
 
-def fast_target_met(record):
-    """'yes' if a fast run reached TARGET on test images 0-999 within
-    FAST_SECONDS of its start, 'no', or '-' if it lacks a value."""
+def fast_grade_of(sources, record):
+    """The grader's accuracy on images 0-999 (as printed) of a fast run's
+    model, from results/FAST_GRADE; None if it graded another model."""
     try:
-        met = (accuracy(record, 'test_exact_0_999') >= TARGET and
-               dig(record, 'seconds_to_saved_model') <= FAST_SECONDS)
+        return grade_exact(sources, FAST_GRADE, record)
     except Missing:
+        return None
+
+
+def fast_target_met(sources, record):
+    """'yes' if the grader scored the fast run's model at least TARGET on
+    test images 0-999 and the model was saved within FAST_SECONDS of the
+    start, 'no', 'not graded' without the grader's output for this run."""
+    printed = fast_grade_of(sources, record)
+    if printed is None:
+        return 'not graded'
+    saved = record.get('seconds_to_saved_model')
+    if saved is None:
         return '-'
-    return 'yes' if met else 'no'
+    return 'yes' if float(printed) >= TARGET and saved <= FAST_SECONDS \
+        else 'no'
 
 
 FAST_COLUMNS = field_columns(
     ('s to the saved model', 'seconds_to_saved'), ('held-out', 'holdout'),
-    ('test 0-{} (exact)'.format(EXACT - 1), 'test_exact'),
+    ('test 0-{}, logged'.format(EXACT - 1), 'test_exact'),
     ('input px', 'image_size'), ('training images', 'train_images'),
-    ('epochs', 'epochs'), ('held-out images', 'holdout_images'),
-) + [('target met', lambda nr: fast_target_met(nr[1]))]
+    ('epochs', 'epochs'), ('held-out images', 'holdout_images'))
 
 
 @derived
 def fast_table(sources):
-    """Markdown table: every run of the fast preset."""
-    return table_or(FAST_COLUMNS, runs_where(sources, is_fast_run),
-                    'No run of the fast preset has finished yet.')
-
-
-@derived
-def fast_target_minutes(sources):
-    """The fast preset's time limit in minutes."""
-    return short(FAST_SECONDS / 60)
+    """Markdown table: every run of the fast preset, how its options differ
+    from the reported fast run's, the grader's accuracy and the verdict."""
+    rows = runs_where(sources, is_fast_run)
+    if not rows:
+        return 'No run of the fast preset has finished yet.'
+    reference = fast_run(sources)
+    return markdown_table(FAST_COLUMNS + [
+        ('differs from run {}'.format(run_number(sources, reference)),
+         lambda nr: changes(nr[1], reference)),
+        ('grader, test 0-{}'.format(EXACT - 1),
+         lambda nr: fast_grade_of(sources, nr[1]) or 'not graded'),
+        ('target met', lambda nr: fast_target_met(sources, nr[1]))], rows)
 
 
 @derived
 def fast_verdict(sources):
     """Sentence: which fast runs met the target."""
-    rows = runs_where(sources, is_fast_run)
-    met = [str(number) for number, record in rows
-           if fast_target_met(record) == 'yes']
+    verdicts = [(number, fast_target_met(sources, record))
+                for number, record in runs_where(sources, is_fast_run)]
+    met = [str(number) for number, verdict in verdicts if verdict == 'yes']
     if met:
         return '{} {} met it.'.format('Runs' if len(met) > 1 else 'Run',
                                       ', '.join(met))
-    return 'No fast run has met it yet ({} finished).'.format(len(rows))
+    return 'No fast run has met it yet ({} finished, {} graded).'.format(
+        len(verdicts), sum(v != 'not graded' for _, v in verdicts))
 
 
 def grader_accuracies(text):
@@ -1320,7 +1311,8 @@ def fast_grade(sources):
 
 
 def fast_run(sources):
-    """The fast run results/FAST_GRADE graded, else the latest fast run."""
+    """The reported fast run: the one results/FAST_GRADE graded, else the
+    latest fast run."""
     try:
         record = graded_run(sources, FAST_GRADE)[1]
         if is_fast_run(record):
@@ -1334,22 +1326,10 @@ def fast_run(sources):
 
 
 @derived
-def fast_run_number(sources):
-    """The number of the fast run the text reports (see fast_run)."""
-    return str(run_number(sources, fast_run(sources)))
-
-
-@derived
 def fast_grade_exact(sources):
     """The grader's accuracy on images 0-999 of the fast run's model, as
     printed, or 'pending (why)'."""
     return pending_or(grade_exact, sources, FAST_GRADE, fast_run(sources))
-
-
-@derived
-def fast_target_percent(sources):
-    """The task's accuracy target on images 0-999, e.g. '87.0%'."""
-    return one_decimal_percent(TARGET)
 
 
 @derived
@@ -1417,12 +1397,8 @@ def target_holdout(sources):
 
 def target_exact(sources):
     """(percent, measured) of the exact-test target: the grader on the
-    reported run's cifar10.h5, once that run has the default
-    configuration."""
+    reported run's cifar10.h5."""
     record = sources.reported
-    if not is_default_run(record):
-        raise Missing('the reported run, run {}, predates the default'
-                      .format(run_number(sources, record)))
     printed = grade_exact(sources, GRADE, record)
     return 100 * float(printed), '{} (run {}, results/{})'.format(
         printed, run_number(sources, record), GRADE)
@@ -1574,26 +1550,21 @@ def exact_target_verdict(sources):
     return verdict(sources, TARGETS['exact'])
 
 
-@derived
-def holdout_target_percent(sources):
-    """The held-out target of the default, e.g. '95.0%'."""
-    return one_decimal_percent(DEFAULT_TARGETS['holdout'])
-
-
-@derived
-def exact_target_percent(sources):
-    """The default's target on images 0-999 through the grader."""
-    return one_decimal_percent(DEFAULT_TARGETS['exact'])
-
-
-@derived
-def target_seeds(sources):
-    """The seeds whose mean the held-out target is, '0 and 1'."""
-    return TARGET_SEEDS
-
-
 # ------------------------------------------------------------- rendering
 
+# Placeholders of fixed values, not measured: the targets, the exact
+# images, the sweep's design.
+FIXED = {
+    'exact_count': whole(EXACT), 'exact_images': str(EXACT),
+    'fast_target_minutes': short(FAST_SECONDS / 60),
+    'fast_target_percent': one_decimal_percent(TARGET),
+    'holdout_target_percent': one_decimal_percent(DEFAULT_TARGETS['holdout']),
+    'exact_target_percent': one_decimal_percent(DEFAULT_TARGETS['exact']),
+    'target_seeds': TARGET_SEEDS,
+    'sweep_cuts': ', '.join(SWEEP_CUTS),
+    'sweep_options': ' '.join(option(name, value)
+                              for name, value in SWEEP_OPTIONS.items()),
+}
 # Runs a placeholder may name by role: {{reported.holdout}}.
 NAMED_RUNS = {'reported': lambda sources: sources.reported,
               'benchmarked': benchmark_run, 'sweep': first_sweep_run,
@@ -1627,10 +1598,14 @@ def resolve(name, sources):
     """The text of one placeholder name; raise Missing if it has none."""
     source, _, field = name.rpartition('.')
     if not source:
+        if field in FIXED:
+            return FIXED[field]
         if field in DERIVED:
             return DERIVED[field](sources)
         return run_value(sources.reported, field)
     kind, target = parse_source(source, sources)
+    if kind == 'run' and field == 'number':
+        return str(run_number(sources, target[0]))
     if kind == 'run':
         return run_value(target[0], field)
     if kind == 'runs':
