@@ -97,9 +97,11 @@ def test_every_swept_cut_computes_the_uncut_backbone(transfer, cut,
         .astype('float32'), 32, 'mobilenet_v2')
     whole = backbone.predict(images, verbose=0)
     assert np.abs(whole).mean() > 1e-2
+    # Float rounding differs between one graph and two (seen: 1.2e-5 on
+    # Keras 2); a wrong split differs at the scale of the outputs.
     np.testing.assert_allclose(
         suffix.predict(prefix.predict(images, verbose=0), verbose=0), whole,
-        rtol=1e-4, atol=1e-5)
+        rtol=1e-3, atol=1e-4)
 
 
 def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
