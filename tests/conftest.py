@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Shared fixtures: the project module, tiny CIFAR-10 folders, a runner."""
 import importlib
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -43,6 +44,14 @@ def write_cifar_dir(path, per_batch=40, seed=0, learnable=False):
         pickle.dump({b'label_names': [b'c%d' % i for i in range(10)]}, f,
                     protocol=4)
     return str(path)
+
+
+def load_module(path, name):
+    """Import the Python file at path (a script, not a package) as name."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_python(args, cwd, **kwargs):

@@ -1,19 +1,9 @@
 #!/usr/bin/env python3
 """The benchmark's FLOP accounting on a model small enough to count by
 hand."""
-import importlib.util
 import os
 
-from conftest import PROJECT_DIR
-
-
-def load_benchmark():
-    """Import benchmark.py from the project folder."""
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', os.path.join(PROJECT_DIR, 'benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import PROJECT_DIR, load_module
 
 
 def test_multiply_adds_of_a_known_model(transfer):
@@ -28,4 +18,6 @@ def test_multiply_adds_of_a_known_model(transfer):
     x = K.layers.Flatten()(x)
     inner = K.Model(images, K.layers.Dense(10)(x))
     outer = K.Model(images, inner(images))  # nested models are counted
-    assert load_benchmark().multiply_adds(outer) == 13824 + 1152 + 1280
+    benchmark = load_module(os.path.join(PROJECT_DIR, 'benchmark.py'),
+                            'benchmark')
+    assert benchmark.multiply_adds(outer) == 13824 + 1152 + 1280

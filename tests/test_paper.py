@@ -4,13 +4,13 @@ from the log and results, no number is typed into either template by hand,
 and the generator runs on a small log and on records of every vintage."""
 import copy
 import difflib
-import importlib.util
 import os
 import re
 
 import pytest
 
-from conftest import PROJECT_DIR, TINY_ARGS, run_python, run_transfer
+from conftest import (PROJECT_DIR, TINY_ARGS, load_module, run_python,
+                      run_transfer)
 
 BLOG = os.path.join(PROJECT_DIR, 'blog')
 RESULTS = os.path.join(PROJECT_DIR, 'results')
@@ -69,11 +69,8 @@ INLINE_CODE = re.compile(r'`[^`\n]+`')
 
 def generator():
     """blog/make_figures.py, imported (no TensorFlow, no matplotlib)."""
-    spec = importlib.util.spec_from_file_location(
-        'make_figures', os.path.join(BLOG, 'make_figures.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(os.path.join(BLOG, 'make_figures.py'),
+                       'make_figures')
 
 
 def read(path):
@@ -150,13 +147,18 @@ def test_paper_is_the_rendering_of_its_template():
     editing any of them).  Its appendix names commits found with git log:
     this needs the full history, which CI's clone has."""
     rendered = generator().render_paper(TEMPLATE, LOG, RESULTS)
-    paper = read(PAPER)
+    assert_is_rendering(read(PAPER), rendered, 'blog/paper.md')
+
+
+def assert_is_rendering(committed, rendered, name):
+    """Fail, showing the diff, if the committed text is not the rendering."""
     diff = ''.join(list(difflib.unified_diff(
-        paper.splitlines(True), rendered.splitlines(True),
-        'blog/paper.md', 'rendering'))[:60])
-    assert paper == rendered, (
-        'blog/paper.md differs from the rendering of its template; run '
-        '.venv/bin/python blog/make_figures.py --text-only\n' + diff)
+        committed.splitlines(True), rendered.splitlines(True), name,
+        'rendering'))[:60])
+    assert committed == rendered, (
+        '{} differs from the rendering of its template; run '
+        '.venv/bin/python blog/make_figures.py --text-only\n{}'.format(
+            name, diff))
 
 
 def test_no_number_is_typed_into_the_template():
@@ -181,12 +183,7 @@ def test_readme_results_are_the_rendering_of_their_template():
     block = module.generated_block(readme)
     rendered = module.render_text(read(README_TEMPLATE),
                                   module.load_sources(LOG, RESULTS))
-    diff = ''.join(list(difflib.unified_diff(
-        block.splitlines(True), rendered.splitlines(True),
-        'README.md', 'rendering'))[:60])
-    assert block == rendered, (
-        'README.md\'s results differ from the rendering of their template; '
-        'run .venv/bin/python blog/make_figures.py --text-only\n' + diff)
+    assert_is_rendering(block, rendered, 'README.md\'s results')
     section = readme[readme.index('## Results\n'):
                      readme.index('## What was and was not verified')]
     assert section == '## Results\n\n{}\n{}{}\n\n'.format(
