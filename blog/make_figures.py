@@ -687,28 +687,14 @@ def epochs_before_win(sources):
     return str(cache_lead(sources)[0][0])
 
 
-@derived
-def ours_minutes_before_win(sources):
-    """Minutes of extraction + epochs_before_win epochs with the cache."""
-    return one_decimal(cache_lead(sources)[0][1] / 60)
-
-
-@derived
-def no_cache_minutes_before_win(sources):
-    """Minutes of epochs_before_win epochs without the cache."""
-    return one_decimal(cache_lead(sources)[0][2] / 60)
-
-
-@derived
-def ours_minutes_at_win(sources):
-    """Minutes of extraction + cache_wins_from_epoch epochs, cached."""
-    return one_decimal(cache_lead(sources)[1][1] / 60)
-
-
-@derived
-def no_cache_minutes_at_win(sources):
-    """Minutes of cache_wins_from_epoch epochs without the cache."""
-    return one_decimal(cache_lead(sources)[1][2] / 60)
+# Minutes of the race just before and at the epoch the cache takes the
+# lead (cache_lead's two entries), with and without the cache.
+for _name, _entry, _column in (('ours_minutes_before_win', 0, 1),
+                               ('no_cache_minutes_before_win', 0, 2),
+                               ('ours_minutes_at_win', 1, 1),
+                               ('no_cache_minutes_at_win', 1, 2)):
+    DERIVED[_name] = (lambda sources, entry=_entry, column=_column:
+                      one_decimal(cache_lead(sources)[entry][column] / 60))
 
 
 @derived
