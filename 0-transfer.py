@@ -77,6 +77,10 @@ PRESETS = {
              'holdout': 2000, 'flips': False},
 }
 
+# Extraction calls predict on this many batches at a time: enough to
+# amortise predict's start-up, few enough to keep memory bounded.
+CHUNK_BATCHES = 16
+
 # The saved model is checked against the cached path on this many images.
 VERIFY_IMAGES = 64
 VERIFY_TOLERANCE = 0.02  # largest probability difference (float16 cache)
@@ -204,6 +208,21 @@ def load_cifar10(data_dir=None):
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return (x_train, y_train), test
+
+
+def split_indices(count, holdout, train_images=0):
+    """Return sorted (held-out, training) indices of count images.
+
+    One held-out split for every seed and every train_images (0: all
+    the rest), so that runs compare on the same images and share its
+    cache.
+    """
+    if not 0 < holdout < count:
+        raise InputError('--holdout must be between 1 and {}'
+                         .format(count - 1))
+    order = np.random.default_rng(SPLIT_SEED).permutation(count)
+    return (np.sort(order[:holdout]),
+            np.sort(order[holdout:][:train_images or None]))
 
 
 def build_backbone(name, image_size, weights):
@@ -382,12 +401,12 @@ def weights_fingerprint(model):
     return hasher.hexdigest()
 
 
-def extract_features(extractor, images, batch_size):
-    """Yield (start, float16 output) over images, 16 batches per call.
-
-    One predict call per batch would cost about a third of the throughput.
-    """
-    chunk = 16 * batch_size
+def extract_features(extractor, images, batch_size,
+                     chunk_batches=CHUNK_BATCHES):
+    """Yield (start, float16 output) over images, chunk_batches batches
+    per predict call (one call per batch would cost about a third of the
+    throughput)."""
+    chunk = chunk_batches * batch_size
     progress = K.utils.Progbar(len(images), unit_name='image')
     for start in range(0, len(images), chunk):
         part = images[start:start + chunk].astype('float32')
@@ -488,7 +507,8 @@ class EpochLog(K.callbacks.Callback):
         """Append the epoch's metrics and elapsed seconds; save them."""
         entry = {k: float(v) for k, v in (logs or {}).items()
                  if k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')}
-        entry.update(epoch=epoch + 1, seconds=time.time() - self.start)
+        entry.update(epoch=epoch + 1, seconds=time.time() - self.start,
+                     seconds_since_process_start=seconds_since_process_start())
         self.epochs.append(entry)
         with atomic_path(self.path) as temporary:
             with open(temporary, 'w') as f:
@@ -661,14 +681,8 @@ def train(args, report):
 
     with stage('load_data', report), download_errors():
         (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
-        if not 0 < args.holdout < len(x_train):
-            raise InputError('--holdout must be between 1 and {}'
-                             .format(len(x_train) - 1))
-        # One held-out split for every seed and every --train-images, so
-        # that runs compare on the same images and share its cache.
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
-        holdout_index = np.sort(order[:args.holdout])
-        fit_index = np.sort(order[args.holdout:][:args.train_images or None])
+        holdout_index, fit_index = split_indices(
+            len(x_train), args.holdout, args.train_images)
 
     with stage('build', report), strategy.scope(), download_errors():
         cut = args.cut or BACKBONES[args.backbone][1]

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Benchmark the cached pipeline against training through the whole network.
+"""Benchmark the cached pipeline: epochs, extraction throughput, and time
+to accuracy against the usual public method.
 
-In one run on one data subset, each measurement in a fresh process (so
-that its peak resident memory is its own):
-- frozen-pass throughput of the extractor (Lambda + frozen prefix), in
-  images/s and GFLOP/s, in float32 and under the mixed_bfloat16 policy;
-- time per training image of our method (suffix + head on cached
-  activations) and of the usual one (the same frozen backbone and head
-  trained on upsized images through the whole network every epoch);
-- from the experiment log, the time our default run took to reach 87% on
-  the held-out split, and the no-cache time extrapolated from the same
-  number of epochs (both methods make the same updates).
-Writes results/benchmark.json and prints a summary.
+Three measurements, each a subcommand, each writing one file in results/:
+- epoch (results/benchmark.json): on one data subset, each in a fresh
+  process, the frozen pass in float32 and mixed_bfloat16, and the time per
+  training image with the cache and through the whole network; the time
+  our default run took to reach 87% held-out, from the experiment log;
+- throughput (results/throughput.json): the frozen pass of the default
+  extractor under one changed setting at a time (batch, chunk, threads,
+  oneDNN, bfloat16, XLA), against the CPU's fp32 peak (from
+  /proc/cpuinfo), TensorFlow's matmul, and a memory-bandwidth roofline;
+- race (results/time_to_accuracy.json): held-out accuracy against wall
+  seconds from process start for the fast preset, the default, and the
+  usual public method (frozen ImageNet MobileNetV2, Lambda to 224, global
+  pooling and a dense head, Keras fit on the images), all on one held-out
+  split; time to 87, 90 and 93%.
 """
 import argparse
 import json
@@ -19,15 +23,31 @@ import multiprocessing
 import os
 import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+RESULTS_DIR = os.path.join(PROJECT_DIR, 'results')
 TARGET = 0.87
-# Zen 5 cores: two 512-bit FMA pipes = 32 fp32 multiply-adds per cycle.
-FP32_FLOPS_PER_CYCLE = 64
+LEVELS = (0.87, 0.90, 0.93)  # time to each held-out accuracy (race)
+
+# fp32 FLOP per cycle per core = 2 (multiply-add) x lanes x FMA pipes, by
+# (vendor, CPU family); AMD's family 25 (Zen 3 and Zen 4) runs 512-bit
+# instructions on 256-bit datapaths, family 26 (Zen 5, EPYC) on 512-bit
+# ones.  Intel: two 512-bit FMA pipes with AVX-512 (Xeon Gold and
+# Platinum), else two 256-bit ones.
+FLOPS_PER_CYCLE = {('AuthenticAMD', 25): 2 * 8 * 2,
+                   ('AuthenticAMD', 26): 2 * 16 * 2}
+INTEL_FLOPS_PER_CYCLE = {'avx512f': 2 * 16 * 2, 'avx2': 2 * 8 * 2}
+
+# The usual public method (race): frozen backbone at the ImageNet size,
+# Keras' default Adam learning rate, our batch size.
+USUAL_IMAGE_SIZE = 224
+USUAL_LEARNING_RATE = 1e-3
 
 
 def transfer_module():
@@ -151,48 +171,350 @@ def time_to_target(log_path, defaults, train_seconds_per_image):
             epoch['epoch'] * images_per_epoch * train_seconds_per_image}
 
 
-def in_fresh_process(function, *args):
-    """Run function(*args) in a new Python process; return its result."""
-    context = multiprocessing.get_context('spawn')
-    with context.Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(function, args)
+def in_fresh_process(function, *args, env=None):
+    """Run function(*args) in a new Python process, with env added to its
+    environment; return its result."""
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        context = multiprocessing.get_context('spawn')
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            return pool.apply(function, args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
-def main():
-    """Run every measurement and write results/benchmark.json."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--data-dir', required=True)
-    parser.add_argument('--weights', required=True)
-    parser.add_argument('--images', type=int, default=512)
-    defaults = transfer_module().DEFAULTS
-    parser.add_argument('--image-size', type=int,
-                        default=defaults['image_size'])
-    parser.add_argument('--batch-size', type=int, default=128)
-    parser.add_argument('--ghz', type=float, default=2.6,
-                        help='core clock for the fp32 peak (cpu MHz)')
-    parser.add_argument('--log', default=os.path.join(
-        PROJECT_DIR, 'results', 'experiments.jsonl'))
-    parser.add_argument('--output', default=os.path.join(
-        PROJECT_DIR, 'results', 'benchmark.json'))
-    args = parser.parse_args()
+def cpu_facts(path='/proc/cpuinfo'):
+    """Vendor, family, model, name, flags and clock of the first CPU."""
+    with open(path) as f:
+        first = f.read().split('\n\n')[0]
+    fields = dict((k.strip(), v.strip()) for k, _, v in
+                  (line.partition(':') for line in first.splitlines()))
+    return {'vendor': fields['vendor_id'], 'family': int(fields['cpu family']),
+            'model': int(fields['model']), 'name': fields['model name'],
+            'flags': fields['flags'].split(), 'mhz': float(fields['cpu MHz'])}
 
+
+def fp32_flops_per_cycle(cpu):
+    """fp32 FLOP per cycle per core of a CPU described by cpu_facts."""
+    if cpu['vendor'] == 'GenuineIntel':
+        for flag, flops in INTEL_FLOPS_PER_CYCLE.items():
+            if flag in cpu['flags']:
+                return flops
+    return FLOPS_PER_CYCLE[cpu['vendor'], cpu['family']]
+
+
+def fp32_peak(cpu, cores):
+    """Theoretical fp32 GFLOP/s of cores at the clock /proc/cpuinfo shows."""
+    return cores * cpu['mhz'] / 1e3 * fp32_flops_per_cycle(cpu)
+
+
+# ---------------------------------------------------------------- epoch
+
+def epoch_benchmark(args):
+    """The per-image epoch comparison (results/benchmark.json)."""
     extraction = [in_fresh_process(measure_extraction, args, policy)
                   for policy in ('float32', 'mixed_bfloat16')]
     cached, no_cache = (in_fresh_process(measure_training, args, cached)
                         for cached in (True, False))
-    peak = os.cpu_count() * args.ghz * FP32_FLOPS_PER_CYCLE
-    result = {
-        'config': vars(args), 'machine': platform.platform(),
-        'cores': os.cpu_count(), 'fp32_peak_gflop_per_second': peak,
-        'extraction': extraction, 'training': [cached, no_cache],
-        'epoch_speedup': no_cache['seconds_per_image']
-        / cached['seconds_per_image'],
-        'time_to_87': time_to_target(args.log, defaults,
-                                     no_cache['seconds_per_image']),
-    }
+    cpu = cpu_facts()
+    peak = fp32_peak(cpu, os.cpu_count())
+    defaults = transfer_module().DEFAULTS
     for entry in extraction:
         entry['fraction_of_fp32_peak'] = entry['gflop_per_second'] / peak
-    with open(args.output, 'w') as f:
+    return {'extraction': extraction, 'training': [cached, no_cache],
+            'fp32_peak_gflop_per_second': peak,
+            'epoch_speedup': no_cache['seconds_per_image']
+            / cached['seconds_per_image'],
+            'time_to_87': time_to_target(args.log, defaults,
+                                         no_cache['seconds_per_image'])}
+
+
+# ------------------------------------------------ extraction throughput
+
+# What may move the frozen pass, one change at a time from the pipeline's
+# own setting (batch 128, CHUNK_BATCHES batches per predict call,
+# TensorFlow's default threads, oneDNN on, float32, no XLA).  env is set
+# before TensorFlow loads.
+THROUGHPUT_SETTINGS = (
+    [{'name': 'pipeline'},
+     {'name': 'pipeline, writing the cache file', 'write_cache': True}]
+    + [{'name': 'batch {}'.format(b), 'batch_size': b}
+       for b in (8, 32, 512)]
+    + [{'name': '{} batches per predict call'.format(c),
+        'chunk_batches': c} for c in (1, 4, 64)]
+    + [{'name': 'threads: intra-op {}, inter-op {}'.format(a, e),
+        'intra_op': a, 'inter_op': e} for a, e in ((1, 1), (2, 1), (1, 2))]
+    + [{'name': 'oneDNN off', 'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
+       {'name': 'mixed_bfloat16', 'policy': 'mixed_bfloat16'},
+       {'name': 'XLA (jit_compile)', 'jit_compile': True}])
+
+
+def default_extractor(transfer, args):
+    """The default configuration's extractor (Lambda + frozen prefix)."""
+    extractor, _, _ = transfer.build_models(
+        'MobileNetV2', args.image_size, args.weights,
+        transfer.BACKBONES['MobileNetV2'][1], 0.2)
+    return extractor
+
+
+def measure_setting(args, setting):
+    """Frozen-pass throughput of the default extractor under one setting:
+    the pipeline's extract_features (predict, then float16), or with
+    write_cache its cached_features (which also hashes the images, writes
+    the cache file and checksums it)."""
+    transfer = transfer_module()
+    tf = transfer.tf
+    tf.config.threading.set_intra_op_parallelism_threads(
+        setting.get('intra_op', 0))
+    tf.config.threading.set_inter_op_parallelism_threads(
+        setting.get('inter_op', 0))
+    transfer.K.mixed_precision.set_global_policy(
+        setting.get('policy', 'float32'))
+    images = load_images(transfer, args)
+    extractor = default_extractor(transfer, args)
+    if setting.get('jit_compile'):
+        extractor.compile(jit_compile=True)
+    batch_size = setting.get('batch_size', transfer.DEFAULTS['batch_size'])
+    chunk_batches = setting.get('chunk_batches', transfer.CHUNK_BATCHES)
+
+    def extract():
+        """The pipeline's extraction loop, its output dropped."""
+        if setting.get('write_cache'):
+            with tempfile.TemporaryDirectory() as cache_dir:
+                transfer.cached_features(extractor, images, 'benchmark',
+                                         cache_dir, {}, batch_size)
+        else:
+            for _ in transfer.extract_features(extractor, images,
+                                               batch_size, chunk_batches):
+                pass
+
+    extractor.predict(images[:batch_size], batch_size=batch_size,
+                      verbose=0)  # warm up: tracing, XLA compilation
+    seconds = timed(extract, 2)
+    flops = 2 * multiply_adds(extractor)
+    return dict(setting, images_per_second=len(images) / seconds,
+                gflop_per_second=flops * len(images) / seconds / 1e9,
+                peak_memory_mib=peak_mib())
+
+
+def layer_traffic(model, K):
+    """Bytes per image that a model's layers read and write in float32.
+
+    Returns (unfused, fused): every layer reading its inputs and weights
+    and writing its output once, or, as when BatchNorm, ReLU6 and padding
+    are fused into the convolution before them, only the convolutions,
+    additions and Lambdas doing so.  Caches are taken to keep nothing
+    between layers, which holds when a batch's maps exceed the L3 cache.
+    """
+    fused_types = (K.layers.Conv2D, K.layers.DepthwiseConv2D,
+                   K.layers.Add, K.layers.Lambda)
+    unfused = fused = 0
+    for layer in model.layers:
+        if hasattr(layer, 'layers'):
+            inner = layer_traffic(layer, K)
+            unfused, fused = unfused + inner[0], fused + inner[1]
+        elif not isinstance(layer, K.layers.InputLayer):
+            tensors = layer.input if isinstance(layer.input, list) else [
+                layer.input]
+            elements = sum(int(np.prod(t.shape[1:])) for t in tensors)
+            elements += int(np.prod(layer.output.shape[1:]))
+            elements += sum(int(np.prod(w.shape)) for w in layer.weights)
+            unfused += 4 * elements
+            if isinstance(layer, fused_types):
+                fused += 4 * elements
+    return unfused, fused
+
+
+def measure_machine(args):
+    """What the machine can do, measured: TensorFlow's fp32 matmul
+    GFLOP/s, memory bandwidth (numpy copy on one core, a TensorFlow
+    elementwise add on all), and the default extractor's FLOP and bytes
+    per image."""
+    transfer = transfer_module()
+    tf = transfer.tf
+    side = args.matmul_size
+    a = tf.random.uniform((side, side))
+    matmul = timed(lambda: tf.matmul(a, a).numpy(), 3)
+    size = args.stream_mib * 2 ** 20
+    source = np.ones(size // 4, 'float32')
+    target = np.empty_like(source)
+    copy = timed(lambda: np.copyto(target, source), 3)
+    tensor = tf.constant(source)
+    add = timed(lambda: tf.add(tensor, 1.0).numpy(), 3)
+    extractor = default_extractor(transfer, args)
+    unfused, fused = layer_traffic(extractor, transfer.K)
+    return {'matmul_gflop_per_second': 2 * side ** 3 / matmul / 1e9,
+            # read + write, as STREAM counts them
+            'numpy_copy_gb_per_second': 2 * size / copy / 1e9,
+            # add's .numpy() copies the result out once more
+            'tensorflow_add_gb_per_second': 3 * size / add / 1e9,
+            'gflop_per_image': 2 * multiply_adds(extractor) / 1e9,
+            'unfused_mb_per_image': unfused / 1e6,
+            'fused_mb_per_image': fused / 1e6}
+
+
+def throughput_benchmark(args):
+    """The extraction throughput study (results/throughput.json)."""
+    cpu = cpu_facts()
+    machine = in_fresh_process(measure_machine, args)
+    settings = [in_fresh_process(measure_setting, args, setting,
+                                 env=setting.get('env'))
+                for setting in THROUGHPUT_SETTINGS]
+    peak = fp32_peak(cpu, os.cpu_count())
+    bandwidth = max(machine['numpy_copy_gb_per_second'],
+                    machine['tensorflow_add_gb_per_second'])
+    for entry in settings:
+        entry['fraction_of_fp32_peak'] = entry['gflop_per_second'] / peak
+    return {'fp32_flops_per_cycle_per_core': fp32_flops_per_cycle(cpu),
+            'fp32_peak_gflop_per_second': peak,
+            'machine': machine, 'settings': settings,
+            # images/s if memory traffic alone set the pace
+            'bandwidth_bound_images_per_second': {
+                kind: bandwidth * 1e3 / machine[kind + '_mb_per_image']
+                for kind in ('unfused', 'fused')}}
+
+
+# ----------------------------------------------------------------- race
+
+def time_to_levels(points):
+    """Seconds to each of LEVELS (None if never reached) and the best
+    accuracy, from a curve's points (seconds, accuracy)."""
+    reached = {}
+    for level in LEVELS:
+        times = [p['seconds'] for p in points if p['accuracy'] >= level]
+        reached['{:.0f}'.format(100 * level)] = min(times, default=None)
+    return {'seconds_to': reached,
+            'best_accuracy': max(p['accuracy'] for p in points)}
+
+
+def run_pipeline(args, name, options, work):
+    """Run 0-transfer.py from an empty cache; return its curve: each
+    epoch's single-view held-out accuracy at its end."""
+    note = 'benchmark race: {} ({})'.format(name, ' '.join(options) or
+                                            'default options')
+    command = [sys.executable, os.path.join(PROJECT_DIR, '0-transfer.py'),
+               '--data-dir', args.data_dir, '--weights', args.weights,
+               '--cache-dir', os.path.join(work, name + '-cache'),
+               '--output', os.path.join(work, name + '.h5'),
+               '--log', args.log, '--note', note] + options
+    subprocess.run(command, check=True, cwd=work)
+    with open(args.log) as f:
+        record = [json.loads(line) for line in f][-1]
+    if record['config']['note'] != note:
+        raise RuntimeError('another run wrote to {} meanwhile'.format(
+            args.log))
+    points = [{'seconds': e['seconds_since_process_start'],
+               'accuracy': e['val_accuracy'], 'epoch': e['epoch']}
+              for e in record['epochs']]
+    return dict(time_to_levels(points), name=name, options=options,
+                points=points, run_finished=record['finished'],
+                seconds_to_saved_model=record['seconds_to_saved_model'],
+                saved_model_holdout_accuracy=record['accuracy']['holdout'])
+
+
+def train_usual_method(args, holdout):
+    """The usual public method: ImageNet MobileNetV2, frozen, behind a
+    Lambda that upsizes to 224; global average pooling and a dense softmax
+    head; Keras fit on the images (every step runs the whole network) with
+    validation on the held-out split after each epoch; stopped after
+    args.budget_minutes of wall time since process start."""
+    transfer = transfer_module()
+    K = transfer.K
+    (x_train, y_train), _ = transfer.load_cifar10(args.data_dir)
+    holdout_index, fit_index = transfer.split_indices(len(x_train), holdout)
+    backbone = K.applications.MobileNetV2(
+        include_top=False, weights=args.weights,
+        input_shape=(USUAL_IMAGE_SIZE, USUAL_IMAGE_SIZE, 3))
+    backbone.trainable = False
+    images = K.Input(transfer.IMAGE_SHAPE)
+    x = K.layers.Lambda(transfer.upsize_images, arguments={
+        'size': USUAL_IMAGE_SIZE, 'application': 'mobilenet_v2'})(images)
+    x = K.layers.GlobalAveragePooling2D()(backbone(x, training=False))
+    model = K.Model(images, K.layers.Dense(
+        transfer.NUM_CLASSES, activation='softmax')(x))
+    model.compile(optimizer=K.optimizers.Adam(USUAL_LEARNING_RATE),
+                  loss='categorical_crossentropy', metrics=['accuracy'])
+    budget = 60 * args.budget_minutes
+    points = []
+
+    class Clock(K.callbacks.Callback):
+        """Stop at the budget; note each epoch's held-out accuracy."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            """Stop (the epoch is then validated) once over budget."""
+            if transfer.seconds_since_process_start() > budget:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            """Note the time and held-out accuracy."""
+            points.append({'seconds': transfer.seconds_since_process_start(),
+                           'accuracy': float(logs['val_accuracy']),
+                           'epoch': epoch + 1})
+
+    model.fit(x_train[fit_index].astype('float32'),
+              transfer.one_hot(y_train[fit_index]),
+              batch_size=transfer.DEFAULTS['batch_size'], epochs=1000,
+              validation_data=(x_train[holdout_index].astype('float32'),
+                               transfer.one_hot(y_train[holdout_index])),
+              callbacks=[Clock()], verbose=2)
+    return dict(time_to_levels(points), name='usual', points=points,
+                image_size=USUAL_IMAGE_SIZE,
+                learning_rate=USUAL_LEARNING_RATE,
+                budget_minutes=args.budget_minutes,
+                peak_memory_mib=peak_mib())
+
+
+def race_benchmark(args):
+    """Time to accuracy of the fast preset, the default and the usual
+    method, one after the other, on the default held-out split."""
+    holdout = str(transfer_module().DEFAULTS['holdout'])
+    with tempfile.TemporaryDirectory() as work:
+        curves = [run_pipeline(args, 'fast', ['--preset', 'fast',
+                                              '--holdout', holdout], work),
+                  run_pipeline(args, 'default', [], work)]
+    curves.append(in_fresh_process(train_usual_method, args, int(holdout)))
+    usual = curves[-1]['seconds_to']
+    for curve in curves:
+        curve['usual_over_this'] = {
+            level: usual[level] / seconds for level, seconds in
+            curve['seconds_to'].items() if seconds and usual[level]}
+    return {'curves': curves, 'holdout': int(holdout)}
+
+
+def main():
+    """Run one benchmark and write its results file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument('benchmark', choices=('epoch', 'throughput', 'race'))
+    parser.add_argument('--data-dir', required=True)
+    parser.add_argument('--weights', required=True)
+    parser.add_argument('--images', type=int, default=512,
+                        help='training images timed (epoch, throughput)')
+    defaults = transfer_module().DEFAULTS
+    parser.add_argument('--image-size', type=int,
+                        default=defaults['image_size'])
+    parser.add_argument('--batch-size', type=int,
+                        default=defaults['batch_size'])
+    parser.add_argument('--matmul-size', type=int, default=4096)
+    parser.add_argument('--stream-mib', type=int, default=512,
+                        help='array size of the bandwidth measurement')
+    parser.add_argument('--budget-minutes', type=float, default=25,
+                        help='wall time of the usual method (race)')
+    parser.add_argument('--log', default=os.path.join(
+        RESULTS_DIR, 'experiments.jsonl'))
+    parser.add_argument('--output', help='default: results/benchmark.json, '
+                        'throughput.json or time_to_accuracy.json')
+    args = parser.parse_args()
+    output = args.output or os.path.join(RESULTS_DIR, {
+        'epoch': 'benchmark.json', 'throughput': 'throughput.json',
+        'race': 'time_to_accuracy.json'}[args.benchmark])
+    run = {'epoch': epoch_benchmark, 'throughput': throughput_benchmark,
+           'race': race_benchmark}[args.benchmark]
+    cpu = {k: v for k, v in cpu_facts().items() if k != 'flags'}
+    result = dict(run(args), config=vars(args), machine=platform.platform(),
+                  cpu=cpu, cores=os.cpu_count())
+    with open(output, 'w') as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result, indent=1))
 

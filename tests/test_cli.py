@@ -47,6 +47,10 @@ def test_run_writes_model_and_log_record(trained):
     assert set(first['accuracy']) == {'holdout', 'test', 'test_exact_0_999'}
     assert first['machine']['tensorflow'] and first['machine']['keras']
     assert len(first['epochs']) == 1 and 'val_accuracy' in first['epochs'][0]
+    # the epoch's end on the clock of the time-to-accuracy curves
+    epoch = first['epochs'][0]
+    assert epoch['seconds'] < epoch['seconds_since_process_start'] \
+        < first['seconds_to_saved_model']
     assert first['train_images'] == 5 * 40 - 20
 
 
