@@ -395,7 +395,8 @@ def run_pipeline(args, name, options, work):
     note = 'benchmark race: {} ({})'.format(name, ' '.join(options) or
                                             'default options')
     command = [sys.executable, os.path.join(PROJECT_DIR, '0-transfer.py'),
-               '--data-dir', args.data_dir, '--weights', args.weights,
+               '--data-dir', os.path.abspath(args.data_dir),
+               '--weights', os.path.abspath(args.weights),
                '--cache-dir', os.path.join(work, name + '-cache'),
                '--output', os.path.join(work, name + '.h5'),
                '--log', args.log, '--note', note] + options
