@@ -108,6 +108,7 @@ def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
     """With mirror, the stitched model's output is the mean of the trained
     path on the images and on their horizontal mirrors (at 72 px, so that
     the model flips resized images while the cache holds resized flips)."""
+    transfer.K.utils.set_random_seed(0)  # the head's initial weights
     extractor, trainer, stitched = transfer.build_models(
         'MobileNetV2', 72, calibrated_weights, 'block_6_project_BN', 0.2,
         mirror=True)
@@ -120,7 +121,9 @@ def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
         return trainer.predict(extractor.predict(x, verbose=0), verbose=0)
 
     single, mirrored = cached_path(images), cached_path(images[:, :, ::-1])
-    assert np.abs(single - mirrored).max() > 0.1  # the views differ
+    # The views differ ten times more than the tolerance below (by how
+    # much depends on the head's random weights and the CPU's rounding).
+    assert np.abs(single - mirrored).max() > 0.01
     # Resizing a flip and flipping a resize differ by float rounding only:
     # about 1e-4 in the probabilities, three orders below a missing flip.
     np.testing.assert_allclose(stitched.predict(images, verbose=0),

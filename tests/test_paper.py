@@ -61,7 +61,8 @@ ALLOWED = {
 # The README's results state fewer fixed numbers: the same patterns, those
 # it needs.
 README_ALLOWED = {name: ALLOWED[name]
-                  for name in ('exact test images', 'data types')}
+                  for name in ('exact test images', 'data types',
+                               'CPU generation')}
 HEADING_NUMBER = re.compile(r'^(#{1,6} )\d+(?:\.\d+)*\.?(?= )', re.M)
 FENCE = re.compile(r'^```(\w*)\n(.*?)^```$', re.M | re.S)
 INLINE_CODE = re.compile(r'`[^`\n]+`')
@@ -507,3 +508,37 @@ def test_paper_links_only_existing_figures():
     assert 'predictions.png' == linked[0]
     for name in linked:
         assert os.path.exists(os.path.join(BLOG, name)), name
+
+
+def race_curve(name, points, levels):
+    """A curve of results/time_to_accuracy.json: (seconds, accuracy)
+    points and the seconds to each level (None: not reached)."""
+    return {'name': name, 'points': [{'seconds': s, 'accuracy': a}
+                                     for s, a in points],
+            'seconds_to': levels,
+            'best_accuracy': max(a for _, a in points)}
+
+
+def test_race_ratios_and_lower_bounds():
+    """The usual method's time over ours: a ratio where both reached a
+    level (87%: 600 / 100 s), a lower bound where only ours did (90%: its
+    whole run of 1200 s over our 300 s), nothing where ours did not."""
+    module = generator()
+    ours = race_curve('fast', [(100, 0.88), (300, 0.91)],
+                      {'87': 100, '90': 300, '93': None})
+    usual = race_curve('usual', [(600, 0.875), (1200, 0.88)],
+                       {'87': 600, '90': None, '93': None})
+    assert module.usual_ratio_cell(ours, usual) == '87%: 6.0x, 90%: > 4.0x'
+    assert module.usual_ratio_cell(usual, usual) == '-'
+
+
+def test_race_runs_are_not_fast_or_default_runs():
+    """A run the race logged (its note starts with RACE_NOTE) with the
+    fast preset is not a run of the fast preset's table; the same run
+    without the note is."""
+    module = generator()
+    fast = record(1, config={'preset': 'fast',
+                             'note': module.RACE_NOTE + ' fast'})
+    assert module.is_race_run(fast) and not module.is_fast_run(fast)
+    fast['config']['note'] = 'README fast command'
+    assert module.is_fast_run(fast)
