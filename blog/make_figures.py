@@ -556,20 +556,23 @@ def range_value(records, name):
 
 # ----------------------------------------------------- benchmark values
 
+def entry_where(result, entries, key, value):
+    """The entry of the list result[entries] whose key is value; Missing
+    if there is none."""
+    for entry in dig(result, entries):
+        if entry[key] == value:
+            return entry
+    raise Missing('no {} with {} {}'.format(entries, key, value))
+
+
 def extraction(benchmark, policy):
     """The benchmark's frozen-pass measurement under a dtype policy."""
-    for entry in dig(benchmark, 'extraction'):
-        if entry['policy'] == policy:
-            return entry
-    raise Missing('no extraction under {}'.format(policy))
+    return entry_where(benchmark, 'extraction', 'policy', policy)
 
 
 def training(benchmark, method):
     """The benchmark's training measurement of a method."""
-    for entry in dig(benchmark, 'training'):
-        if entry['method'] == method:
-            return entry
-    raise Missing('no training measurement of {}'.format(method))
+    return entry_where(benchmark, 'training', 'method', method)
 
 
 def time_to_87_text(benchmark):
@@ -634,18 +637,10 @@ def cpu_text(result):
         **dig(result, 'cpu'))
 
 
-def setting(throughput, name):
-    """The throughput benchmark's measurement of the named setting."""
-    for entry in dig(throughput, 'settings'):
-        if entry['name'] == name:
-            return entry
-    raise Missing('no throughput setting {}'.format(name))
-
-
 def pipeline(throughput):
     """The throughput benchmark's measurement of the pipeline's own
     setting, the reference of the others."""
-    return setting(throughput, 'pipeline')
+    return entry_where(throughput, 'settings', 'name', 'pipeline')
 
 
 def bandwidth(throughput):
@@ -749,10 +744,7 @@ def bound_peak_fraction(throughput, kind):
 
 def race_curve(race, name):
     """The race's curve of the named method ('fast', 'default', 'usual')."""
-    for curve in dig(race, 'curves'):
-        if curve['name'] == name:
-            return curve
-    raise Missing('no race curve of {}'.format(name))
+    return entry_where(race, 'curves', 'name', name)
 
 
 def levels_of(curve):
