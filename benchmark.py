@@ -103,9 +103,7 @@ def measure_extraction(args, policy):
     transfer = transfer_module()
     transfer.K.mixed_precision.set_global_policy(policy)
     images = load_images(transfer, args)
-    extractor, _, _ = transfer.build_models(
-        'MobileNetV2', args.image_size, args.weights,
-        transfer.BACKBONES['MobileNetV2'][1], 0.2)
+    extractor = default_extractor(transfer, args)
     extractor.predict(images[:args.batch_size], verbose=0)  # warm up
     seconds = timed(lambda: extractor.predict(
         images, batch_size=args.batch_size, verbose=0), 2)
