@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import functools
 import glob
 import hashlib
 import inspect
@@ -20,6 +21,7 @@ from importlib import metadata
 import os
 import pickle
 import platform
+import random
 import resource
 import shutil
 import sys
@@ -27,9 +29,13 @@ import tempfile
 import time
 import urllib.error
 
-import numpy as np
-import tensorflow as tf
-import tensorflow.keras as K
+# TensorFlow 2.6 leaves oneDNN off unless asked (it doubles the frozen
+# pass there); later versions turn it on by default.  Read at import.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow.keras as K  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
@@ -92,32 +98,118 @@ class InputError(ValueError):
     traceback."""
 
 
+# ------------------------------------------------------------- stacks
+# The script runs on the task's stack (Python 3.8, TensorFlow 2.6, Keras
+# 2.6) and on TensorFlow 2.21 with Keras 3 or with tf_keras (Keras 2).
+# What differs between them is handled here, by feature, not by version.
+
+KERAS_3 = hasattr(K, 'ops')  # Keras 2 has no keras.ops
+
+
 def learning_phase():
     """Return 0 (inference): Keras 2's learning phase, gone in Keras 3."""
     return 0
 
 
 # The grader runs `K.learning_phase = K.backend.learning_phase` after
-# importing this module; Keras 3 no longer has that function.
+# importing this module (the import's one side effect besides registering
+# the functions below); Keras 3 no longer has that function.
 if not hasattr(K.backend, 'learning_phase'):
     K.backend.learning_phase = learning_phase
 
 
-@K.utils.register_keras_serializable(package='cifar10_transfer')
+class DepthwiseConv2D(K.layers.DepthwiseConv2D):
+    """Keras 3's DepthwiseConv2D, accepting the groups=1 that Keras 2
+    writes into its config (Keras 3 refuses it when loading a Keras 2
+    file)."""
+
+    def __init__(self, *args, groups=1, **kwargs):
+        """Drop groups (always 1 for a depthwise layer)."""
+        super().__init__(*args, **kwargs)
+
+
+if KERAS_3:
+    K.utils.get_custom_objects()['DepthwiseConv2D'] = DepthwiseConv2D
+
+
+class NamedFunction:
+    """A function that a Lambda layer saves by name, not as bytecode.
+
+    Keras 2 stores a plain Python function's bytecode in the model file,
+    which neither Keras 3 (safe mode) nor another Python version can load;
+    any other callable it stores by its __name__, and finds again among
+    the custom objects.
+    """
+
+    def __init__(self, function):
+        """Wrap function and register it under its own name."""
+        functools.update_wrapper(self, function)
+        K.utils.get_custom_objects()[self.__name__] = self
+
+    def __call__(self, *args, **kwargs):
+        """Call the wrapped function."""
+        return self.__wrapped__(*args, **kwargs)
+
+
+def saved_by_name(function):
+    """Decorate a Lambda layer's function so that model files store it by
+    name on every stack, and every stack finds it once this module is
+    imported (Keras 3 by its registered name, Keras 2 by its own)."""
+    named = NamedFunction(function)  # also what Keras 3 finds in Keras 2 files
+    if KERAS_3:
+        return K.utils.register_keras_serializable(
+            package='cifar10_transfer')(function)
+    return named
+
+
+def set_random_seed(seed):
+    """Seed Python, numpy and TensorFlow (Keras' helper needs TF 2.7+)."""
+    if hasattr(K.utils, 'set_random_seed'):
+        return K.utils.set_random_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+
+
+def backup_and_restore(directory):
+    """Keras' BackupAndRestore callback, its checkpoint kept after fit.
+
+    TensorFlow 2.6 has only the experimental one, which deletes its
+    checkpoint when fit ends: a run killed while saving then retrains.
+    """
+    if hasattr(K.callbacks, 'BackupAndRestore'):
+        return K.callbacks.BackupAndRestore(directory,
+                                            delete_checkpoint=False)
+    return K.callbacks.experimental.BackupAndRestore(directory)
+
+
+def add_switch(parser, name, default, help):
+    """Add --name and --no-name (argparse's BooleanOptionalAction needs
+    Python 3.9)."""
+    dest = name.replace('-', '_')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--' + name, dest=dest, action='store_true',
+                       help='{} (default: {})'.format(help, default))
+    group.add_argument('--no-' + name, dest=dest, action='store_false')
+    parser.set_defaults(**{dest: default})
+
+
+# --------------------------------------------------------------- data
+
+@saved_by_name
 def upsize_images(images, size, application):
     """Resize 32x32 images to size x size, then scale them as the backbone's
     keras.applications module does.
 
-    Registered, and using no global but tf, so that the Lambda layer holding
-    it loads on Keras 3 (by its registered name, once this module is
-    imported) and on Keras 2 (which stores its bytecode).
+    Uses no global but tf, so that a saved Lambda holding it loads anywhere
+    this module is imported.
     """
     resized = tf.image.resize(images, (size, size))
     return getattr(tf.keras.applications, application).preprocess_input(
         resized)
 
 
-@K.utils.register_keras_serializable(package='cifar10_transfer')
+@saved_by_name
 def mirror_images(images):
     """Flip NHWC images left to right."""
     return tf.reverse(images, axis=[2])
@@ -245,39 +337,50 @@ def build_backbone(name, image_size, weights):
                          .format(weights, name, error))
 
 
-def split_backbone(backbone, cut_layer):
-    """Split backbone after cut_layer into (prefix, suffix) models.
+class Segment:
+    """A run of a backbone's layers, called again on a new tensor.
 
-    The suffix is rebuilt on a new input by calling the backbone's own
-    layers again, so it shares their weights.
+    The layers (and so their weights) are shared with the backbone.  Models
+    built from segments are flat, not nested: Keras 3 cannot load the
+    Keras 2 file of a model that nests others.
     """
+
+    def __init__(self, graph, start):
+        """graph: (layer, its input, its output) in the backbone, in graph
+        order; start: the backbone tensor that the new tensor stands for."""
+        self.graph, self.start = graph, start
+        self.layers = [layer for layer, _, _ in graph]
+
+    def __call__(self, tensor):
+        """Call the layers on tensor; return the last layer's output."""
+        tensors = {id(self.start): tensor}
+        for layer, inputs, output in self.graph:
+            try:
+                if isinstance(inputs, list):
+                    tensors[id(output)] = layer([tensors[id(t)]
+                                                 for t in inputs])
+                else:
+                    tensors[id(output)] = layer(tensors[id(inputs)])
+            except KeyError:
+                raise InputError('cannot cut there: layer {} also reads a '
+                                 'tensor from before the cut; choose a layer '
+                                 'at a block boundary'.format(layer.name))
+        return tensors[id(self.graph[-1][2])]
+
+
+def split_backbone(backbone, cut_layer):
+    """Split backbone after cut_layer into (prefix, suffix) segments."""
     names = [layer.name for layer in backbone.layers]
     if cut_layer not in names:
         raise InputError('--cut {}: {} has no layer of that name; choose one '
                          'of its block ends, e.g. {}'.format(
                              cut_layer, backbone.name, names[-2]))
-    cut = backbone.get_layer(cut_layer)
-    prefix = K.Model(backbone.input, cut.output, name='frozen_prefix')
-    features = K.Input(cut.output.shape[1:], name='cached_features')
-    tensors = {id(cut.output): features}
-    for layer in backbone.layers[backbone.layers.index(cut) + 1:]:
-        # Read before the call: calling a layer again gives it a second
-        # output, after which layer.output is ambiguous.
-        output = layer.output
-        inputs = layer.input
-        try:
-            if isinstance(inputs, list):
-                tensors[id(output)] = layer([tensors[id(t)] for t in inputs])
-            else:
-                tensors[id(output)] = layer(tensors[id(inputs)])
-        except KeyError:
-            raise InputError('cannot cut {} at {}: layer {} also reads a '
-                             'tensor from before the cut; choose a layer at '
-                             'a block boundary'.format(backbone.name,
-                                                       cut_layer, layer.name))
-    suffix = K.Model(features, tensors[id(backbone.output)],
-                     name='trainable_suffix')
-    return prefix, suffix
+    # Read each layer's own tensors before any call gives it a second one.
+    graph = [(layer, layer.input, layer.output)
+             for layer in backbone.layers[1:]]  # [0] is the input layer
+    cut = names.index(cut_layer)
+    return (Segment(graph[:cut], backbone.input),
+            Segment(graph[cut:], backbone.get_layer(cut_layer).output))
 
 
 def build_models(backbone_name, image_size, weights, cut_layer, dropout,
@@ -292,10 +395,11 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout,
     """
     backbone = build_backbone(backbone_name, image_size, weights)
     prefix, suffix = split_backbone(backbone, cut_layer)
-    prefix.trainable = False
     # Frozen BatchNormalization layers run in inference mode (Keras 2 and
     # 3): training keeps the ImageNet statistics instead of replacing them
     # with those of small batches of upsized CIFAR images.
+    for layer in prefix.layers:
+        layer.trainable = False
     for layer in suffix.layers:
         if isinstance(layer, K.layers.BatchNormalization):
             layer.trainable = False
@@ -320,7 +424,7 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout,
             x = layer(x)
         return x
 
-    features = K.Input(prefix.output.shape[1:], name='cached_features')
+    features = K.Input(activations.shape[1:], name='cached_features')
     trainer = K.Model(features, classify(features), name='trainer')
     probabilities = classify(activations)
     if mirror:
@@ -350,6 +454,15 @@ def compile_model(model, learning_rate, label_smoothing, decay_steps):
         optimizer=K.optimizers.Adam(schedule),
         loss=K.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=['accuracy'])
+
+
+def compile_for_evaluation(model):
+    """Compile the saved model for evaluate(), in the one form that every
+    stack loads from a Keras 2 file: a plain loss and optimizer by name (a
+    schedule or a loss object's config fails in Keras 3), and accuracy as
+    a metric object (Keras 3 cannot call the name 'accuracy' from it)."""
+    model.compile(optimizer='adam', loss='categorical_crossentropy',
+                  metrics=[K.metrics.CategoricalAccuracy(name='accuracy')])
 
 
 @contextlib.contextmanager
@@ -544,7 +657,8 @@ def extractor_key(extractor, backbone, cut, image_size):
     backbone's preprocessing code, and the TensorFlow and Keras versions
     that run them."""
     application = getattr(K.applications, BACKBONES[backbone][0])
-    code = (inspect.getsource(extractor.get_layer('upsize').function)
+    upsize = inspect.unwrap(extractor.get_layer('upsize').function)
+    code = (inspect.getsource(upsize)
             + inspect.getsource(application.preprocess_input))
     return {'backbone': backbone, 'cut': cut, 'image_size': image_size,
             'prefix_weights': weights_fingerprint(extractor),
@@ -676,7 +790,7 @@ def train(args, report):
         check_writable(directory, option)
     remove_stale_temporaries(directories)
     report.update(timings={}, stage_peak_memory_mib={})
-    K.utils.set_random_seed(args.seed)
+    set_random_seed(args.seed)
     strategy = distribution_strategy()
 
     with stage('load_data', report), download_errors():
@@ -735,17 +849,15 @@ def train(args, report):
                                     args.batch_size, args.seed, args.shift,
                                     first_epoch=len(epoch_log.epochs))
             with strategy.scope():
-                for model in (trainer, stitched):
-                    compile_model(model, args.learning_rate,
-                                  args.label_smoothing,
-                                  len(batches) * args.epochs)
+                compile_model(trainer, args.learning_rate,
+                              args.label_smoothing, len(batches) * args.epochs)
+                compile_for_evaluation(stitched)
             # shuffle=False: the batches shuffle themselves (Keras 2 would
             # also reorder them, differently after a resume).
             holdout_labels = one_hot(y_train[holdout_index])
             trainer.fit(batches, epochs=args.epochs, shuffle=False,
                         validation_data=(holdout, holdout_labels),
-                        callbacks=[K.callbacks.BackupAndRestore(
-                            backup, delete_checkpoint=False), epoch_log],
+                        callbacks=[backup_and_restore(backup), epoch_log],
                         verbose=1)
             report['epochs'] = epoch_log.epochs
 
@@ -842,13 +954,10 @@ def parse_args(argv=None):
     parser.add_argument('--shift', type=int, default=DEFAULTS['shift'],
                         help='random translation of the cached maps, in '
                         'cells, while training (0: none)')
-    parser.add_argument('--flips', default=DEFAULTS['flips'],
-                        action=argparse.BooleanOptionalAction,
-                        help='cache and train on mirrored copies too')
-    parser.add_argument('--mirror', default=DEFAULTS['mirror'],
-                        action=argparse.BooleanOptionalAction,
-                        help='the saved model averages its predictions on '
-                        'each image and its mirror')
+    add_switch(parser, 'flips', DEFAULTS['flips'],
+               'cache and train on mirrored copies too')
+    add_switch(parser, 'mirror', DEFAULTS['mirror'], 'the saved model '
+               'averages its predictions on each image and its mirror')
     parser.add_argument('--train-images', type=int,
                         default=DEFAULTS['train_images'],
                         help='train on this many of the images not held '

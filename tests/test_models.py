@@ -47,7 +47,7 @@ def fitted(transfer):
     and head as (layer, weights before, weights after) triples."""
     extractor, trainer, _ = transfer.build_models(
         'MobileNetV2', 32, None, 'block_13_project_BN', 0.2)
-    layers = trainer.get_layer('trainable_suffix').layers + [
+    layers = trainer.layers[1:-3] + [
         trainer.get_layer('predictions')]
     before = [[w.numpy() for w in layer.weights] for layer in layers]
     transfer.compile_model(trainer, 1e-2, 0.1, 10)
@@ -99,8 +99,12 @@ def test_every_swept_cut_computes_the_uncut_backbone(transfer, cut,
     assert np.abs(whole).mean() > 1e-2
     # Float rounding differs between one graph and two (seen: 1.2e-5 on
     # Keras 2); a wrong split differs at the scale of the outputs.
+    K = transfer.K
+    head = K.Model(backbone.input, prefix(backbone.input))
+    features = K.Input(head.output.shape[1:])
+    tail = K.Model(features, suffix(features))
     np.testing.assert_allclose(
-        suffix.predict(prefix.predict(images, verbose=0), verbose=0), whole,
+        tail.predict(head.predict(images, verbose=0), verbose=0), whole,
         rtol=1e-3, atol=1e-4)
 
 
@@ -108,7 +112,7 @@ def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
     """With mirror, the stitched model's output is the mean of the trained
     path on the images and on their horizontal mirrors (at 72 px, so that
     the model flips resized images while the cache holds resized flips)."""
-    transfer.K.utils.set_random_seed(0)  # the head's initial weights
+    transfer.set_random_seed(0)  # the head's initial weights
     extractor, trainer, stitched = transfer.build_models(
         'MobileNetV2', 72, calibrated_weights, 'block_6_project_BN', 0.2,
         mirror=True)

@@ -49,7 +49,7 @@ def test_changed_upsizing_or_stack_gets_a_new_cache(transfer, monkeypatch):
     key, and so the cache file, differs."""
     def key():
         """The extractor key of a freshly built model (seeded weights)."""
-        transfer.K.utils.set_random_seed(0)
+        transfer.set_random_seed(0)
         extractor, _, _ = transfer.build_models(
             'MobileNetV2', 32, None, 'block_13_project_BN', 0.2)
         return transfer.extractor_key(extractor, 'MobileNetV2',
