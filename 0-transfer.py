@@ -5,12 +5,22 @@ Run as a script, it loads CIFAR-10, upsizes the 32x32 images inside the
 model (the first layer is a Lambda), runs the frozen prefix of an ImageNet
 backbone once over the data and caches its activations on disk, trains the
 backbone's last blocks plus a new head on that cache, stitches
-Lambda + prefix + suffix + head into one image-to-label model and saves it,
-compiled, as cifar10.h5.  Importing this module runs nothing.
+Lambda + prefix + suffix + head into one flat image-to-label model and
+saves it, compiled, as cifar10.h5.
+
+Importing it trains nothing and writes nothing.  It registers the Lambda
+layers' functions, so that saved models load, and gives Keras 3 the
+K.backend.learning_phase that the task's grader calls.
+
+The file reads in pipeline order: configuration, the stacks it runs on,
+data, models, cache, training, saving and evaluation, the run's record,
+the command line.
 """
 import argparse
+import collections
 import contextlib
 import datetime
+import errno
 import fcntl
 import functools
 import glob
@@ -24,10 +34,12 @@ import platform
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import warnings
 
 # TensorFlow 2.6 leaves oneDNN off unless asked (it doubles the frozen
 # pass there); later versions turn it on by default.  Read at import.
@@ -36,6 +48,8 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow.keras as K  # noqa: E402
+
+# ------------------------------------------------------ configuration
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
@@ -57,21 +71,39 @@ BACKBONES = {
     'Xception': ('xception', 'block14_sepconv1_act', 71),
 }
 
-DEFAULTS = {
-    'backbone': 'MobileNetV2',
-    'image_size': 160,
-    'epochs': 3,
-    'batch_size': 128,
-    'learning_rate': 3e-4,
-    'label_smoothing': 0.1,
-    'dropout': 0.2,
-    'holdout': 5000,
-    'train_images': 0,  # 0: every training image not held out
-    'seed': 0,
-    'shift': 1,
-    'flips': True,
-    'mirror': True,
+# Every option of the command line, name: (default, help).  The presets,
+# the benchmark and the tests read their defaults from here.
+OPTIONS = {
+    'backbone': ('MobileNetV2', 'the keras.applications backbone'),
+    'cut': (None, 'last frozen layer (default: the backbone\'s in '
+            'BACKBONES, a block boundary)'),
+    'image_size': (160, 'side, in pixels, the 32x32 images are upsized to'),
+    'epochs': (3, 'passes over the cached training set'),
+    'batch_size': (128, 'images per batch, for extraction and training'),
+    'learning_rate': (3e-4, 'Adam\'s initial rate, decayed to 0 on a '
+                      'cosine'),
+    'label_smoothing': (0.1, 'of the training loss'),
+    'dropout': (0.2, 'before the new head'),
+    'holdout': (5000, 'training images held out to choose on'),
+    'train_images': (0, 'train on this many of the others (0: all)'),
+    'seed': (0, 'the head\'s initial weights, batch order, shifts'),
+    'shift': (1, 'random translation of the cached maps while training, '
+              'in cells (0: none)'),
+    'flips': (True, 'cache and train on mirrored copies too'),
+    'mirror': (True, 'the saved model averages its predictions on each '
+               'image and its mirror'),
+    'data_dir': (None, 'folder in the official cifar-10-batches-py layout '
+                 '(default: Keras\' download)'),
+    'weights': ('imagenet', 'local Keras weight file (no top), imagenet '
+                '(download) or none (random)'),
+    'cache_dir': ('cache', 'where the frozen prefix\'s activations are '
+                  'cached'),
+    'output': ('cifar10.h5', 'the saved model'),
+    'log': (os.path.join('results', 'experiments.jsonl'),
+            'experiment log, one JSON record appended per run'),
+    'note': ('', 'why this run was made (kept in the log)'),
 }
+DEFAULTS = {name: default for name, (default, _) in OPTIONS.items()}
 
 # --preset NAME: option values that replace DEFAULTS (explicit options win).
 PRESETS = {
@@ -196,25 +228,6 @@ def add_switch(parser, name, default, help):
 
 # --------------------------------------------------------------- data
 
-@saved_by_name
-def upsize_images(images, size, application):
-    """Resize 32x32 images to size x size, then scale them as the backbone's
-    keras.applications module does.
-
-    Uses no global but tf, so that a saved Lambda holding it loads anywhere
-    this module is imported.
-    """
-    resized = tf.image.resize(images, (size, size))
-    return getattr(tf.keras.applications, application).preprocess_input(
-        resized)
-
-
-@saved_by_name
-def mirror_images(images):
-    """Flip NHWC images left to right."""
-    return tf.reverse(images, axis=[2])
-
-
 def preprocess_data(X, Y):
     """Prepare CIFAR-10 arrays for the saved model.
 
@@ -317,6 +330,55 @@ def split_indices(count, holdout, train_images=0):
             np.sort(order[holdout:][:train_images or None]))
 
 
+# The images and integer labels of one run: the training images it fits
+# on, the held-out ones it chooses on, and the test set.
+Split = collections.namedtuple('Split', [
+    'fit_images', 'fit_labels', 'holdout_images', 'holdout_labels',
+    'test_images', 'test_labels'])
+
+
+def load_split(data_dir, holdout, train_images):
+    """Load CIFAR-10 and split its training set: a Split."""
+    (x_train, y_train), (x_test, y_test) = load_cifar10(data_dir)
+    holdout_index, fit_index = split_indices(len(x_train), holdout,
+                                             train_images)
+    return Split(x_train[fit_index], y_train[fit_index],
+                 x_train[holdout_index], y_train[holdout_index],
+                 x_test, y_test)
+
+
+# ------------------------------------------------------------- models
+
+@saved_by_name
+def upsize_images(images, size, application):
+    """Resize 32x32 images to size x size, then scale them as the backbone's
+    keras.applications module does.
+
+    Uses no global but tf, so that a saved Lambda holding it loads anywhere
+    this module is imported.
+    """
+    resized = tf.image.resize(images, (size, size))
+    return getattr(tf.keras.applications, application).preprocess_input(
+        resized)
+
+
+@saved_by_name
+def mirror_images(images):
+    """Flip NHWC images left to right."""
+    return tf.reverse(images, axis=[2])
+
+
+def flip(images):
+    """Mirror NHWC images left to right, as the saved model's Lambda does."""
+    return np.asarray(mirror_images(images))
+
+
+# extractor: images -> upsize -> frozen prefix (run once, cached);
+# classifier: cached activations -> suffix -> head (trained);
+# stitched: images -> upsize -> prefix -> suffix -> head (saved).
+Models = collections.namedtuple('Models', 'extractor classifier stitched')
+
+
 def build_backbone(name, image_size, weights):
     """Return the ImageNet backbone without its top, at image_size."""
     if name not in BACKBONES:
@@ -385,14 +447,9 @@ def split_backbone(backbone, cut_layer):
 
 def build_models(backbone_name, image_size, weights, cut_layer, dropout,
                  mirror=False):
-    """Build the models of the pipeline.
-
-    Returns (extractor, trainer, stitched):
-    extractor: images -> upsize -> frozen prefix (run once, cached);
-    trainer: cached activations -> suffix -> head (trained);
-    stitched: images -> upsize -> prefix -> suffix -> head (saved); with
-    mirror, it averages its predictions on the image and on its mirror.
-    """
+    """Build the models of the pipeline: Models (see there).  With
+    mirror, the stitched model averages its predictions on each image and
+    on its mirror."""
     backbone = build_backbone(backbone_name, image_size, weights)
     prefix, suffix = split_backbone(backbone, cut_layer)
     # Frozen BatchNormalization layers run in inference mode (Keras 2 and
@@ -425,7 +482,7 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout,
         return x
 
     features = K.Input(activations.shape[1:], name='cached_features')
-    trainer = K.Model(features, classify(features), name='trainer')
+    classifier = K.Model(features, classify(features), name='classifier')
     probabilities = classify(activations)
     if mirror:
         # Resizing commutes with the flip, so the mirror's activations are
@@ -434,7 +491,7 @@ def build_models(backbone_name, image_size, weights, cut_layer, dropout,
         probabilities = K.layers.Average(name='mirror_average')(
             [probabilities, classify(prefix(mirrored))])
     stitched = K.Model(images, probabilities, name='cifar10')
-    return extractor, trainer, stitched
+    return Models(extractor, classifier, stitched)
 
 
 def distribution_strategy():
@@ -464,6 +521,8 @@ def compile_for_evaluation(model):
     model.compile(optimizer='adam', loss='categorical_crossentropy',
                   metrics=[K.metrics.CategoricalAccuracy(name='accuracy')])
 
+
+# -------------------------------------------------------------- cache
 
 @contextlib.contextmanager
 def file_lock(path):
@@ -514,31 +573,115 @@ def weights_fingerprint(model):
     return hasher.hexdigest()
 
 
-def extract_features(extractor, images, batch_size,
-                     chunk_batches=CHUNK_BATCHES):
+def extractor_key(extractor, backbone, cut, image_size):
+    """Return what determines the cached activations besides the images:
+    backbone, cut, input size, the prefix's weights, the upsizing code, the
+    backbone's preprocessing code, and the TensorFlow and Keras versions
+    that run them."""
+    application = getattr(K.applications, BACKBONES[backbone][0])
+    upsize = inspect.unwrap(extractor.get_layer('upsize').function)
+    code = (inspect.getsource(upsize)
+            + inspect.getsource(application.preprocess_input))
+    return {'backbone': backbone, 'cut': cut, 'image_size': image_size,
+            'prefix_weights': weights_fingerprint(extractor),
+            'extractor_code': hashlib.sha256(code.encode()).hexdigest(),
+            'keras': keras_stack(), 'tensorflow': tf.__version__}
+
+
+def keras_engine(extractor, batch_size):
+    """Return a function running extractor on images with Keras predict."""
+    return functools.partial(extractor.predict, batch_size=batch_size,
+                             verbose=0)
+
+
+def lite_engine(extractor):
+    """Return a function running extractor on images, one at a time, with
+    TensorFlow Lite's XNNPACK delegate; None where this TensorFlow's Lite
+    runs without it (2.6: there it is slower than Keras).
+
+    Batch 1 ran fastest in a probe (630-703 images/s on 2 Xeon cores,
+    batch 128: 523, Keras predict: 182-194).
+    """
+    if not hasattr(tf, 'lite'):
+        return None
+    content = tf.lite.TFLiteConverter.from_keras_model(extractor).convert()
+    with warnings.catch_warnings():  # 2.21: use the ai-edge-litert package
+        warnings.simplefilter('ignore')
+        interpreter = tf.lite.Interpreter(model_content=content,
+                                          num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    # XNNPACK, where applied, shows as a DELEGATE node of the plan.
+    if not any(op['op_name'] == 'DELEGATE'
+               for op in interpreter._get_ops_details()):
+        return None
+    source = interpreter.get_input_details()[0]['index']
+    target = interpreter.get_output_details()[0]['index']
+
+    def run(images):
+        """The extractor's outputs for images."""
+        outputs = []
+        for image in images:
+            interpreter.set_tensor(source, image[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(target)[0])
+        return np.stack(outputs)
+    return run
+
+
+class FrozenPass:
+    """The extractor's forward pass, on the fastest engine here: 'tflite'
+    (XNNPACK) where this TensorFlow has it, else 'keras' (predict).  The
+    engine is chosen, and the model converted, when first needed.  The two
+    agree to float32 rounding, far below the cache's float16 rounding, so
+    caches do not depend on the engine."""
+
+    def __init__(self, extractor, batch_size, engine=None):
+        """engine: 'tflite' or 'keras' to choose it (tests, benchmark)."""
+        self.extractor, self.batch_size = extractor, batch_size
+        self.shape = tuple(extractor.output.shape[1:])
+        self.engine, self.run = engine, None
+
+    def __call__(self, images):
+        """Return the extractor's float16 outputs for float32 images."""
+        if self.run is None:
+            lite = lite_engine(self.extractor) \
+                if self.engine in (None, 'tflite') else None
+            if self.engine == 'tflite' and lite is None:
+                raise RuntimeError('TensorFlow Lite without XNNPACK here')
+            self.engine = 'tflite' if lite else 'keras'
+            self.run = lite or keras_engine(self.extractor, self.batch_size)
+        return self.run(images).astype('float16')
+
+
+def extract_features(frozen, images, chunk_batches=CHUNK_BATCHES):
     """Yield (start, float16 output) over images, chunk_batches batches
-    per predict call (one call per batch would cost about a third of the
-    throughput)."""
-    chunk = chunk_batches * batch_size
+    at a time (Keras predict: one call per batch cost 19% of the
+    throughput in a measurement)."""
+    chunk = chunk_batches * frozen.batch_size
     progress = K.utils.Progbar(len(images), unit_name='image')
     for start in range(0, len(images), chunk):
         part = images[start:start + chunk].astype('float32')
-        yield start, extractor.predict(part, batch_size=batch_size,
-                                       verbose=0).astype('float16')
+        yield start, frozen(part)
         progress.add(len(part))
 
 
-def cached_features(extractor, images, name, cache_dir, key, batch_size):
-    """Return the extractor's output over images, computing it only once.
+def cache_path(name, images, cache_dir, key):
+    """Return the cache file of images under name, and its full key (key,
+    the images' hash and shape)."""
+    key = dict(key, data=hashlib.sha256(images.tobytes()).hexdigest(),
+               shape=list(images.shape))
+    return os.path.join(cache_dir, '{}-{}.npy'.format(name, digest(key))), key
+
+
+def cached_features(frozen, images, name, cache_dir, key):
+    """Return the frozen pass's output over images, computing it only once.
 
     The cache file's name holds a hash of key (backbone, cut, input size,
     prefix weights, data, flip); a JSON record beside it holds the key and
     the file's checksum, and is written last, so a truncated, corrupt or
     foreign cache is detected and rebuilt.  Returns (features, reused).
     """
-    key = dict(key, data=hashlib.sha256(images.tobytes()).hexdigest(),
-               shape=list(images.shape))
-    path = os.path.join(cache_dir, '{}-{}.npy'.format(name, digest(key)))
+    path, key = cache_path(name, images, cache_dir, key)
     record_path = path[:-len('.npy')] + '.json'
     os.makedirs(cache_dir, exist_ok=True)
     with file_lock(path):
@@ -547,12 +690,12 @@ def cached_features(extractor, images, name, cache_dir, key, batch_size):
             print('Reusing cached {} features: {}'.format(name, path))
             return np.load(path, mmap_mode='r'), True
         print('Extracting {} features ({}): {}'.format(name, problem, path))
-        shape = (len(images),) + tuple(extractor.output.shape[1:])
         with atomic_path(path) as temporary:
-            features = np.lib.format.open_memmap(temporary, mode='w+',
-                                                 dtype='float16', shape=shape)
-            for start, batch in extract_features(extractor, images,
-                                                 batch_size):
+            features = np.lib.format.open_memmap(
+                temporary, mode='w+', dtype='float16',
+                shape=(len(images),) + frozen.shape)
+            reserve_space(temporary, '--cache-dir')
+            for start, batch in extract_features(frozen, images):
                 features[start:start + len(batch)] = batch
             features.flush()
             del features
@@ -581,6 +724,249 @@ def cache_problem(path, record_path, key):
     return None
 
 
+class FeatureCache:
+    """The frozen pass's activations of named image sets, each computed
+    once and kept in cache_dir; what each set cost goes into the run's
+    record (extraction is timed wherever it happens, evaluation included),
+    with the engine that ran it."""
+
+    def __init__(self, frozen, key, cache_dir, record):
+        """Hold what cached_features needs, and the record to fill."""
+        self.frozen, self.key, self.cache_dir = frozen, key, cache_dir
+        self.record = record
+        for field in ('cache_reused', 'cache_mib', 'extraction_seconds'):
+            record.setdefault(field, {})
+
+    def __call__(self, name, images):
+        """Return the activations of images (memory-mapped float16)."""
+        start = time.time()
+        features, reused = cached_features(
+            self.frozen, np.ascontiguousarray(images), name,
+            self.cache_dir, self.key)
+        self.record['extraction_seconds'][name] = time.time() - start
+        self.record['cache_reused'][name] = reused
+        self.record['cache_mib'][name] = os.path.getsize(
+            features.filename) / 2 ** 20
+        self.record['engine'] = self.frozen.engine
+        return features
+
+    def missing_bytes(self, sets):
+        """Bytes that caching the image sets ({name: images}) will write:
+        those of the sets not cached yet."""
+        row = np.dtype('float16').itemsize * int(np.prod(self.frozen.shape))
+        return sum(len(images) * row for name, images in sets.items()
+                   if not os.path.exists(cache_path(
+                       name, np.ascontiguousarray(images), self.cache_dir,
+                       self.key)[0]))
+
+
+# ----------------------------------------------------------- training
+
+class CachedBatches(K.utils.Sequence):
+    """Shuffled float32 batches read from cached float16 activations.
+
+    parts: arrays of activations of the same images (e.g. as is and
+    flipped); every epoch visits each image in each part once.  Reading
+    batch by batch keeps memory bounded: Keras would copy whole arrays.
+    shift: translate each map by up to this many cells (edges repeated),
+    drawn anew every epoch.  A cell of an n x n map spans 32/n of the
+    original 32 pixels (3.2 for a 10x10 map): one cell is close to the
+    usual 4-pixel pad-and-crop augmentation of CIFAR training.
+    Epoch e's order and shifts depend on (seed, e) alone, so a run resumed
+    at first_epoch draws what the uninterrupted run would have.
+    """
+
+    def __init__(self, parts, labels, batch_size, seed, shift=0,
+                 first_epoch=0):
+        """Hold the parts (memory-mapped), one-hot labels and the seed."""
+        super().__init__()
+        self.parts, self.labels, self.batch_size = parts, labels, batch_size
+        self.shift, self.seed = shift, seed
+        self.start_epoch(first_epoch)
+
+    def __len__(self):
+        """Batches per epoch."""
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index):
+        """Return batch number index: (activations, labels)."""
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        part, row = np.divmod(self.order[batch], len(self.labels))
+        x = np.stack([self.parts[p][r] for p, r in zip(part, row)])
+        if self.shift:
+            s = self.shift
+            height, width = x.shape[1:3]
+            padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode='edge')
+            x = np.stack([image[dy:dy + height, dx:dx + width] for image,
+                          (dy, dx) in zip(padded, self.offsets[batch])])
+        return x.astype('float32'), self.labels[row]
+
+    def start_epoch(self, epoch):
+        """Draw epoch's order and shifts, as the epoch to read next."""
+        self.epoch = epoch - 1
+        self.on_epoch_end()
+
+    def on_epoch_end(self):
+        """Draw the next epoch's order of (part, image) pairs, and shifts."""
+        self.epoch += 1
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(len(self.parts) * len(self.labels))
+        self.offsets = rng.integers(0, 2 * self.shift + 1,
+                                    (len(self.order), 2))
+
+
+class EpochLog(K.callbacks.Callback):
+    """Record each epoch's metrics and wall seconds of training, in memory
+    and in path (JSON), so that a resumed run keeps the epochs before its
+    interruption.
+
+    It comes before BackupAndRestore in fit's callbacks: an epoch is
+    logged, then checkpointed.  A run killed between the two has logged an
+    epoch that the checkpoint lacks; resumed, fit trains it again, and the
+    log forgets it and has the batches drawn for it (on_epoch_begin).  So
+    a kill at any point keeps the log and the batch order of an
+    uninterrupted run.
+    """
+
+    def __init__(self, path):
+        """Load the epochs a killed run recorded at path, if any.  Set
+        batches to the CachedBatches that fit reads before it runs."""
+        super().__init__()
+        self.path, self.batches = path, None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.epochs = []
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as f:
+                self.epochs = json.load(f)
+        self.resumed_after = len(self.epochs)  # until fit says otherwise
+        self.first = True
+
+    def on_train_begin(self, logs=None):
+        """Start the clock where the recorded epochs left it."""
+        done = self.epochs[-1]['seconds'] if self.epochs else 0
+        self.start = time.time() - done
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """At fit's first epoch: forget epochs the checkpoint lacks, and
+        draw the batches of this epoch."""
+        if not self.first:
+            return
+        self.first, self.resumed_after = False, epoch
+        if len(self.epochs) > epoch:
+            print('Epoch {} was logged but not checkpointed: training it '
+                  'again'.format(epoch + 1))
+            del self.epochs[epoch:]
+            self.on_train_begin()
+        if self.batches.epoch != epoch:
+            self.batches.start_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Append the epoch's metrics and elapsed seconds; save them."""
+        entry = {k: float(v) for k, v in (logs or {}).items()
+                 if k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')}
+        entry.update(epoch=epoch + 1, seconds=time.time() - self.start,
+                     seconds_since_process_start=seconds_since_process_start())
+        self.epochs.append(entry)
+        with atomic_path(self.path) as temporary:
+            with open(temporary, 'w') as f:
+                json.dump(self.epochs, f)
+
+
+@contextlib.contextmanager
+def resume_folder(cache_dir, key, args):
+    """Yield the folder where training leaves its last completed epoch,
+    locked: a run killed before its model was saved resumes from it when
+    the same command runs again (one run at a time)."""
+    options = {name: value for name, value in vars(args).items()
+               if name not in ('output', 'log', 'note')}
+    folder = os.path.join(cache_dir, 'backup-' + digest([key, options]))
+    with file_lock(folder):
+        yield folder
+
+
+def fit_with_resume(classifier, parts, split, holdout_features, args,
+                    folder):
+    """Train classifier on the cached parts, resuming from folder; return
+    the log of every epoch (those before a resume included) and how many
+    of them came before the resume."""
+    epoch_log = EpochLog(os.path.join(folder, 'epochs.json'))
+    done = len(epoch_log.epochs)
+    if done:
+        print('Resuming training after epoch {} of {} ({})'.format(
+            done, args.epochs, folder))
+    epoch_log.batches = CachedBatches(
+        parts, one_hot(split.fit_labels), args.batch_size, args.seed,
+        args.shift, first_epoch=done)
+    compile_model(classifier, args.learning_rate, args.label_smoothing,
+                  len(epoch_log.batches) * args.epochs)
+    # shuffle=False: the batches shuffle themselves (Keras 2 would also
+    # reorder them, differently after a resume).
+    classifier.fit(epoch_log.batches, epochs=args.epochs, shuffle=False,
+                   validation_data=(holdout_features,
+                                    one_hot(split.holdout_labels)),
+                   callbacks=[epoch_log, backup_and_restore(folder)],
+                   verbose=1)
+    return epoch_log.epochs, epoch_log.resumed_after
+
+
+# ------------------------------------------------ saving and evaluation
+
+def predict_views(classifier, views):
+    """Mean of the classifier's probabilities over views of the same
+    images (cached activations of the images, of their mirrors)."""
+    return np.mean([classifier.predict(np.asarray(view, 'float32'),
+                                       verbose=0) for view in views], axis=0)
+
+
+def accuracy_of(predicted, labels):
+    """Fraction of predicted classes equal to the integer labels."""
+    return float(np.mean(predicted == labels))
+
+
+def save_verified(models, split, holdout_features, mirror, output):
+    """Save the stitched model to output atomically, after checking that
+    the saved file predicts on raw held-out images what the cached
+    (float16) path predicts for them."""
+    images = split.holdout_images[:VERIFY_IMAGES]
+    views = [holdout_features[:VERIFY_IMAGES]]
+    if mirror:
+        views.append(models.extractor.predict(flip(images), verbose=0))
+    expected = predict_views(models.classifier, views)
+    with atomic_path(output) as temporary:
+        models.stitched.save(temporary)
+        reloaded = K.models.load_model(temporary)
+        saved = reloaded.predict(images.astype('float32'), verbose=0)
+        difference = float(np.max(np.abs(saved - expected)))
+        if difference > VERIFY_TOLERANCE:
+            raise RuntimeError('saved model disagrees with the trained one '
+                               '(max probability difference {:.4f}); {} left '
+                               'unchanged'.format(difference, output))
+        print('Saved {} (reloaded; max probability difference from the '
+              'cached path {:.5f})'.format(output, difference))
+
+
+def evaluate(classifier, cache, sets, split, holdout_features):
+    """Accuracy on the held-out and test images, in the single view and
+    averaged with the mirrors; the test's also on its exact images 0-999.
+    Returns {view: {set: accuracy}}."""
+    labels = {'holdout': split.holdout_labels, 'test': split.test_labels}
+    by_view = {'single': {}, 'mirror_average': {}}
+    for name in ('holdout', 'test'):
+        as_is = holdout_features if name == 'holdout' \
+            else cache(name, sets[name])
+        views = [as_is, cache(name + '_flipped', sets[name + '_flipped'])]
+        for view, count in (('single', 1), ('mirror_average', 2)):
+            predicted = predict_views(classifier, views[:count]).argmax(1)
+            by_view[view][name] = accuracy_of(predicted, labels[name])
+            if name == 'test':
+                by_view[view]['test_exact_0_999'] = accuracy_of(
+                    predicted[:EXACT_TEST_IMAGES],
+                    labels[name][:EXACT_TEST_IMAGES])
+    return by_view
+
+
+# ---------------------------------------------------- the run's record
+
 def seconds_since_process_start():
     """Return wall seconds since this process started (Linux /proc)."""
     with open('/proc/self/stat') as f:
@@ -597,37 +983,6 @@ def peak_memory_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class EpochLog(K.callbacks.Callback):
-    """Record each epoch's metrics and wall seconds of training, in memory
-    and in path (JSON), so that a resumed run keeps the epochs before its
-    interruption."""
-
-    def __init__(self, path):
-        """Load the epochs a killed run recorded at path, if any."""
-        super().__init__()
-        self.path = path
-        self.epochs = []
-        with contextlib.suppress(OSError, ValueError):
-            with open(path) as f:
-                self.epochs = json.load(f)
-
-    def on_train_begin(self, logs=None):
-        """Start the clock where the recorded epochs left it."""
-        done = self.epochs[-1]['seconds'] if self.epochs else 0
-        self.start = time.time() - done
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Append the epoch's metrics and elapsed seconds; save them."""
-        entry = {k: float(v) for k, v in (logs or {}).items()
-                 if k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')}
-        entry.update(epoch=epoch + 1, seconds=time.time() - self.start,
-                     seconds_since_process_start=seconds_since_process_start())
-        self.epochs.append(entry)
-        with atomic_path(self.path) as temporary:
-            with open(temporary, 'w') as f:
-                json.dump(self.epochs, f)
-
-
 def machine_description():
     """Return versions and CPU facts for the experiment log."""
     cpu = platform.processor()
@@ -640,7 +995,8 @@ def machine_description():
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
             'keras': version, 'legacy_keras': package == 'tf_keras',
             'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
-            'script_sha256': sha256_of_file(os.path.abspath(__file__))}
+            'script_sha256': sha256_of_file(os.path.abspath(__file__)),
+            'commit': source_commit()}
 
 
 def keras_stack():
@@ -651,19 +1007,108 @@ def keras_stack():
     return '{} {}'.format(package, metadata.version(package))
 
 
-def extractor_key(extractor, backbone, cut, image_size):
-    """Return what determines the cached activations besides the images:
-    backbone, cut, input size, the prefix's weights, the upsizing code, the
-    backbone's preprocessing code, and the TensorFlow and Keras versions
-    that run them."""
-    application = getattr(K.applications, BACKBONES[backbone][0])
-    upsize = inspect.unwrap(extractor.get_layer('upsize').function)
-    code = (inspect.getsource(upsize)
-            + inspect.getsource(application.preprocess_input))
-    return {'backbone': backbone, 'cut': cut, 'image_size': image_size,
-            'prefix_weights': weights_fingerprint(extractor),
-            'extractor_code': hashlib.sha256(code.encode()).hexdigest(),
-            'keras': keras_stack(), 'tensorflow': tf.__version__}
+def source_commit():
+    """Return the git commit of this file's checkout, '+' appended if the
+    file differs from it, or None outside a git checkout."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*command):
+        """Run git in folder; return its CompletedProcess."""
+        return subprocess.run(['git'] + list(command), cwd=folder,
+                              capture_output=True, text=True)
+    try:
+        head = git('rev-parse', 'HEAD')
+        changed = git('diff', '--quiet', 'HEAD', '--',
+                      os.path.basename(__file__)).returncode != 0
+    except OSError:  # no git
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ('+' if changed else '')
+
+
+@contextlib.contextmanager
+def stage(name, record):
+    """Record a stage's wall seconds, and the process's peak memory when
+    it ends (the peak so far, not the stage's own)."""
+    start = time.time()
+    yield
+    record['timings'][name] = time.time() - start
+    record['peak_memory_mib_at_stage_end'][name] = peak_memory_mib()
+
+
+def append_record(log_path, record):
+    """Append one JSON line to the experiment log."""
+    with file_lock(log_path):
+        with open(log_path, 'a') as f:
+            f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+# ------------------------------------------------------- command line
+
+def check_writable(directory, option):
+    """Fail early, before any long work, if directory is not writable."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise InputError('{}: cannot write to {} ({}); choose a writable '
+                         'location'.format(option, directory, error.strerror))
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space, or over the quota
+
+
+def check_space(needs):
+    """Fail early, before any long work, unless each filesystem has room
+    for what the run will write there.  needs: {(option, folder): bytes};
+    folders on one filesystem add up."""
+    by_device = collections.defaultdict(list)
+    for (option, folder), size in needs.items():
+        by_device[os.stat(folder).st_dev].append((option, folder, size))
+    for wants in by_device.values():
+        needed = sum(size for _, _, size in wants)
+        free = shutil.disk_usage(wants[0][1]).free
+        if needed > free:
+            raise InputError('{}: this run writes {:,} bytes on {} and '
+                             '{:,} are free; free some space, or choose '
+                             'another folder'.format(
+                                 ', '.join('{} {}'.format(option, folder)
+                                           for option, folder, _ in wants),
+                                 needed, 'their filesystem' if len(wants) > 1
+                                 else 'its filesystem', free))
+
+
+def reserve_space(path, option):
+    """Allocate path's blocks on disk now: a memory-mapped write that finds
+    the disk full kills the process (SIGBUS) instead of raising."""
+    with open(path, 'r+b') as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            raise disk_full(error, path, option)
+
+
+def disk_full(error, path, option=''):
+    """Return an InputError for a write to path (option's folder) that
+    found no space: error's errno is in DISK_FULL."""
+    where = os.path.abspath(str(path)) if path else 'a file'
+    return InputError('{}: no space left writing {} ({}); free some space '
+                      'there, or choose another folder'.format(
+                          option or 'disk full', where, error.strerror))
+
+
+def load_weights_argument(weights):
+    """Map the --weights option to Keras' weights argument."""
+    if weights == 'none':
+        return None
+    if weights != 'imagenet' and not os.path.isfile(weights):
+        raise InputError('--weights {}: no such file; pass a local Keras '
+                         'weight file, imagenet or none'.format(weights))
+    return weights
 
 
 def remove_stale_temporaries(directories):
@@ -693,281 +1138,122 @@ def download_errors():
                          '~/.keras)'.format(error)) from error
 
 
-def append_record(log_path, record):
-    """Append one JSON line to the experiment log."""
-    with file_lock(log_path):
-        with open(log_path, 'a') as f:
-            f.write(json.dumps(record, sort_keys=True) + '\n')
+def prepare_folders(args):
+    """Fail early if an output folder is not writable; remove what runs
+    that died left there."""
+    options = {'--output': os.path.dirname(args.output),
+               '--cache-dir': args.cache_dir,
+               '--log': os.path.dirname(args.log)}
+    for option, directory in options.items():
+        check_writable(os.path.abspath(directory), option)
+    remove_stale_temporaries([os.path.abspath(directory)
+                              for directory in options.values()])
 
 
-def check_writable(directory, option):
-    """Fail early, before any long work, if directory is not writable."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise InputError('{}: cannot write to {} ({}); choose a writable '
-                         'location'.format(option, directory, error.strerror))
+def image_sets(split):
+    """The image sets whose activations the run caches, by name: each
+    with its mirror (horizontal flips, the usual CIFAR augmentation, are
+    cached once as a second copy of the training images)."""
+    sets = {'fit': split.fit_images, 'holdout': split.holdout_images,
+            'test': split.test_images}
+    sets.update({name + '_flipped': flip(images)
+                 for name, images in sets.items()})
+    return sets
 
 
-def load_weights_argument(weights):
-    """Map the --weights option to Keras' weights argument."""
-    if weights == 'none':
-        return None
-    if weights != 'imagenet' and not os.path.isfile(weights):
-        raise InputError('--weights {}: no such file; pass a local Keras '
-                         'weight file, imagenet or none'.format(weights))
-    return weights
+def build_pipeline(args, record):
+    """Build the models and the cache key for args; note in the record what
+    they are.  Returns (models, key)."""
+    cut = args.cut or BACKBONES[args.backbone][1]
+    models = build_models(args.backbone, args.image_size,
+                          load_weights_argument(args.weights), cut,
+                          args.dropout, args.mirror)
+    record.update(cut=cut,
+                  feature_shape=list(models.extractor.output.shape[1:]),
+                  trainable_params=int(sum(
+                      np.prod(w.shape)
+                      for w in models.classifier.trainable_weights)))
+    return models, extractor_key(models.extractor, args.backbone, cut,
+                                 args.image_size)
 
 
-class CachedBatches(K.utils.Sequence):
-    """Shuffled float32 batches read from cached float16 activations.
-
-    parts: arrays of activations of the same images (e.g. as is and
-    flipped); every epoch visits each image in each part once.  Reading
-    batch by batch keeps memory bounded: Keras would copy whole arrays.
-    shift: translate each map by up to this many cells (edges repeated),
-    drawn anew every epoch.  A cell of an n x n map spans 32/n of the
-    original 32 pixels (3.2 for a 10x10 map): one cell is close to the
-    usual 4-pixel pad-and-crop augmentation of CIFAR training.
-    Epoch e's order and shifts depend on (seed, e) alone, so a run resumed
-    at first_epoch draws what the uninterrupted run would have.
-    """
-
-    def __init__(self, parts, labels, batch_size, seed, shift=0,
-                 first_epoch=0):
-        """Hold the parts (memory-mapped), one-hot labels and the seed."""
-        super().__init__()
-        self.parts, self.labels, self.batch_size = parts, labels, batch_size
-        self.shift, self.seed = shift, seed
-        self.epoch = first_epoch - 1
-        self.on_epoch_end()
-
-    def __len__(self):
-        """Batches per epoch."""
-        return -(-len(self.order) // self.batch_size)
-
-    def __getitem__(self, index):
-        """Return batch number index: (activations, labels)."""
-        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        part, row = np.divmod(self.order[batch], len(self.labels))
-        x = np.stack([self.parts[p][r] for p, r in zip(part, row)])
-        if self.shift:
-            s = self.shift
-            height, width = x.shape[1:3]
-            padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode='edge')
-            x = np.stack([image[dy:dy + height, dx:dx + width] for image,
-                          (dy, dx) in zip(padded, self.offsets[batch])])
-        return x.astype('float32'), self.labels[row]
-
-    def on_epoch_end(self):
-        """Draw the next epoch's order of (part, image) pairs, and shifts."""
-        self.epoch += 1
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.order = rng.permutation(len(self.parts) * len(self.labels))
-        self.offsets = rng.integers(0, 2 * self.shift + 1,
-                                    (len(self.order), 2))
+def space_needed(models, cache, sets, args):
+    """What the run will write, {(option, folder): bytes}: the activations
+    not cached yet, the resume checkpoint (weights and Adam's two moments),
+    the model (float32 weights; written beside the old one), the record."""
+    if not args.flips:
+        sets = {name: images for name, images in sets.items()
+                if name != 'fit_flipped'}
+    float32 = np.dtype('float32').itemsize
+    margin = 2 ** 20  # configs, headers, the log's record
+    return {('--cache-dir', os.path.abspath(args.cache_dir)):
+            cache.missing_bytes(sets)
+            + 3 * float32 * models.classifier.count_params() + margin,
+            ('--output', os.path.dirname(os.path.abspath(args.output))):
+            float32 * models.stitched.count_params() + margin,
+            ('--log', os.path.dirname(os.path.abspath(args.log))): margin}
 
 
-@contextlib.contextmanager
-def stage(name, report):
-    """Record a stage's wall seconds, and the peak memory at its end."""
-    start = time.time()
-    yield
-    report['timings'][name] = time.time() - start
-    report['stage_peak_memory_mib'][name] = peak_memory_mib()
-
-
-def train(args, report):
-    """Run the whole pipeline for parsed command-line args, filling the
-    run's record (report) as each stage ends."""
-    directories = [os.path.abspath(directory) for directory in
-                   (os.path.dirname(args.output), args.cache_dir,
-                    os.path.dirname(args.log))]
-    for directory, option in zip(directories,
-                                 ('--output', '--cache-dir', '--log')):
-        check_writable(directory, option)
-    remove_stale_temporaries(directories)
-    report.update(timings={}, stage_peak_memory_mib={})
+def train(args, record):
+    """Run the pipeline for parsed args, filling the run's record as each
+    stage ends."""
+    prepare_folders(args)
+    record.update(timings={}, peak_memory_mib_at_stage_end={})
     set_random_seed(args.seed)
     strategy = distribution_strategy()
+    with stage('load_data', record), download_errors():
+        split = load_split(args.data_dir, args.holdout, args.train_images)
+        sets = image_sets(split)
+    with stage('build', record), strategy.scope(), download_errors():
+        models, key = build_pipeline(args, record)
+    record.update(train_images=len(split.fit_labels),
+                  replicas=strategy.num_replicas_in_sync)
+    cache = FeatureCache(FrozenPass(models.extractor, args.batch_size), key,
+                         args.cache_dir, record)
+    check_space(space_needed(models, cache, sets, args))
 
-    with stage('load_data', report), download_errors():
-        (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
-        holdout_index, fit_index = split_indices(
-            len(x_train), args.holdout, args.train_images)
-
-    with stage('build', report), strategy.scope(), download_errors():
-        cut = args.cut or BACKBONES[args.backbone][1]
-        extractor, trainer, stitched = build_models(
-            args.backbone, args.image_size,
-            load_weights_argument(args.weights), cut, args.dropout,
-            args.mirror)
-        key = extractor_key(extractor, args.backbone, cut, args.image_size)
-
-    report.update(cut=cut, train_images=len(fit_index),
-                  feature_shape=list(extractor.output.shape[1:]),
-                  replicas=strategy.num_replicas_in_sync,
-                  trainable_params=int(sum(np.prod(w.shape) for w in
-                                           trainer.trainable_weights)),
-                  cache_reused={}, cache_mib={})
-
-    def features_of(name, images):
-        """Cached prefix activations of images; notes reuse and size."""
-        features, report['cache_reused'][name] = cached_features(
-            extractor, np.ascontiguousarray(images), name, args.cache_dir,
-            key, args.batch_size)
-        report['cache_mib'][name] = os.path.getsize(
-            features.filename) / 2 ** 20
-        return features
-
-    with stage('extract', report):
-        # Horizontal flips, the usual CIFAR augmentation, are cached once
-        # as a second copy of the training images.
-        fit_parts = [features_of('fit', x_train[fit_index])]
-        if args.flips:
-            fit_parts.append(features_of('fit_flipped',
-                                         x_train[fit_index][:, :, ::-1]))
-        holdout = np.asarray(features_of('holdout', x_train[holdout_index]),
-                             'float32')
-
-    # A run killed before its model was saved leaves its last completed
-    # epoch in backup; the same command resumes from it (one run at a time:
-    # the lock).
-    backup = os.path.join(args.cache_dir, 'backup-' + digest(
-        [key, {name: value for name, value in vars(args).items()
-               if name not in ('output', 'log', 'note')}]))
-    with file_lock(backup):
-        with stage('train', report):
-            epoch_log = EpochLog(os.path.join(backup, 'epochs.json'))
-            report['resumed_after_epoch'] = len(epoch_log.epochs)
-            if epoch_log.epochs:
-                print('Resuming training after epoch {} of {} ({})'.format(
-                    len(epoch_log.epochs), args.epochs, backup))
-            batches = CachedBatches(fit_parts, one_hot(y_train[fit_index]),
-                                    args.batch_size, args.seed, args.shift,
-                                    first_epoch=len(epoch_log.epochs))
-            with strategy.scope():
-                compile_model(trainer, args.learning_rate,
-                              args.label_smoothing, len(batches) * args.epochs)
-                compile_for_evaluation(stitched)
-            # shuffle=False: the batches shuffle themselves (Keras 2 would
-            # also reorder them, differently after a resume).
-            holdout_labels = one_hot(y_train[holdout_index])
-            trainer.fit(batches, epochs=args.epochs, shuffle=False,
-                        validation_data=(holdout, holdout_labels),
-                        callbacks=[backup_and_restore(backup), epoch_log],
-                        verbose=1)
-            report['epochs'] = epoch_log.epochs
-
-        with stage('save', report):
-            check = x_train[holdout_index][:VERIFY_IMAGES]
-            views = [holdout[:VERIFY_IMAGES]]
-            if args.mirror:
-                views.append(extractor.predict(check[:, :, ::-1], verbose=0))
-            save_verified(stitched, check, predict_views(trainer, views),
+    with stage('extract', record):  # the test's features: in 'evaluate'
+        parts = [cache(name, sets[name]) for name in
+                 (['fit', 'fit_flipped'] if args.flips else ['fit'])]
+        holdout_features = np.asarray(cache('holdout', sets['holdout']),
+                                      'float32')
+    with resume_folder(args.cache_dir, key, args) as folder:
+        with stage('train', record), strategy.scope():
+            record['epochs'], record['resumed_after_epoch'] = fit_with_resume(
+                models.classifier, parts, split, holdout_features, args,
+                folder)
+            compile_for_evaluation(models.stitched)
+        with stage('save', record):
+            save_verified(models, split, holdout_features, args.mirror,
                           args.output)
-            report['seconds_to_saved_model'] = seconds_since_process_start()
-            shutil.rmtree(backup, ignore_errors=True)  # nothing to resume
-
-    with stage('evaluate', report):  # flipped and test features: for this
-        sets = {'holdout': (x_train[holdout_index], y_train[holdout_index]),
-                'test': (x_test, y_test)}
-        views = {'single': {}, 'mirror_average': {}}
-        for name, (images, labels) in sets.items():
-            single = holdout if name == 'holdout' else features_of(
-                name, images)
-            mirrored = features_of(name + '_flipped', images[:, :, ::-1])
-            for view, parts in (('single', [single]),
-                                ('mirror_average', [single, mirrored])):
-                predicted = predict_views(trainer, parts).argmax(1)
-                views[view][name] = accuracy_of(predicted, labels)
-                if name == 'test':
-                    views[view]['test_exact_0_999'] = accuracy_of(
-                        predicted[:EXACT_TEST_IMAGES],
-                        labels[:EXACT_TEST_IMAGES])
-    report.update(
-        accuracy=views['mirror_average' if args.mirror else 'single'],
-        accuracy_by_view=views)
-
-
-def predict_views(trainer, views):
-    """Mean of the trainer's probabilities over views of the same images
-    (cached activations of the images, of their mirrors)."""
-    return np.mean([trainer.predict(np.asarray(view, 'float32'), verbose=0)
-                    for view in views], axis=0)
-
-
-def accuracy_of(predicted, labels):
-    """Fraction of predicted classes equal to the integer labels."""
-    return float(np.mean(predicted == labels))
-
-
-def save_verified(stitched, images, expected, output):
-    """Save stitched to output atomically, after checking the saved file.
-
-    The reloaded model must predict on raw images the probabilities
-    expected from the cached (float16) path for the same images.
-    """
-    with atomic_path(output) as temporary:
-        stitched.save(temporary)
-        reloaded = K.models.load_model(temporary)
-        saved = reloaded.predict(images.astype('float32'), verbose=0)
-        difference = float(np.max(np.abs(saved - expected)))
-        if difference > VERIFY_TOLERANCE:
-            raise RuntimeError('saved model disagrees with the trained one '
-                               '(max probability difference {:.4f}); {} left '
-                               'unchanged'.format(difference, output))
-        print('Saved {} (reloaded; max probability difference from the '
-              'cached path {:.5f})'.format(output, difference))
+            record['seconds_to_saved_model'] = seconds_since_process_start()
+            shutil.rmtree(folder, ignore_errors=True)  # nothing to resume
+    with stage('evaluate', record):
+        by_view = evaluate(models.classifier, cache, sets, split,
+                           holdout_features)
+    record.update(accuracy_by_view=by_view, accuracy=by_view[
+        'mirror_average' if args.mirror else 'single'])
 
 
 def parse_args(argv=None):
-    """Parse the command line."""
+    """Parse the command line: every option of OPTIONS, and --preset."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--preset', default='default', choices=PRESETS,
                         help='a set of defaults: fast reaches the task\'s '
                         '87%% in minutes; options given explicitly win')
-    parser.add_argument('--backbone', default=DEFAULTS['backbone'],
-                        choices=sorted(BACKBONES))
-    parser.add_argument('--cut', help='last frozen layer (default: a block '
-                        'boundary chosen per backbone)')
-    parser.add_argument('--image-size', type=int,
-                        default=DEFAULTS['image_size'],
-                        help='side the 32x32 images are upsized to')
-    parser.add_argument('--data-dir', help='folder in the official '
-                        'cifar-10-batches-py layout (default: Keras download)')
-    parser.add_argument('--weights', default='imagenet',
-                        help='local Keras weight file (no top), imagenet '
-                        '(download) or none (random)')
-    parser.add_argument('--cache-dir', default='cache',
-                        help='where frozen-prefix activations are cached')
-    parser.add_argument('--output', default='cifar10.h5')
-    parser.add_argument('--log', default=os.path.join('results',
-                                                      'experiments.jsonl'),
-                        help='experiment log to append a JSON record to')
-    parser.add_argument('--note', default='',
-                        help='why this run was made (kept in the log)')
-    parser.add_argument('--shift', type=int, default=DEFAULTS['shift'],
-                        help='random translation of the cached maps, in '
-                        'cells, while training (0: none)')
-    add_switch(parser, 'flips', DEFAULTS['flips'],
-               'cache and train on mirrored copies too')
-    add_switch(parser, 'mirror', DEFAULTS['mirror'], 'the saved model '
-               'averages its predictions on each image and its mirror')
-    parser.add_argument('--train-images', type=int,
-                        default=DEFAULTS['train_images'],
-                        help='train on this many of the images not held '
-                        'out (0: all)')
-    for name in ('epochs', 'batch_size', 'holdout', 'seed'):
-        parser.add_argument('--' + name.replace('_', '-'), type=int,
-                            default=DEFAULTS[name])
-    for name in ('learning_rate', 'label_smoothing', 'dropout'):
-        parser.add_argument('--' + name.replace('_', '-'), type=float,
-                            default=DEFAULTS[name])
+    for name, (default, help) in OPTIONS.items():
+        flag = '--' + name.replace('_', '-')
+        if isinstance(default, bool):
+            add_switch(parser, name.replace('_', '-'), default, help)
+        elif name == 'backbone':
+            parser.add_argument(flag, default=default, help=help,
+                                choices=sorted(BACKBONES))
+        else:
+            parser.add_argument(flag, default=default, help=help, type=None
+                                if default is None or isinstance(default, str)
+                                else type(default))
     preset, _ = parser.parse_known_args(argv)
     parser.set_defaults(**PRESETS[preset.preset])
     args = parser.parse_args(argv)
@@ -991,7 +1277,12 @@ def main(argv=None):
     started = time.time()
     record = {'config': vars(args), 'machine': machine_description()}
     try:
-        train(args, record)
+        try:
+            train(args, record)
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            raise disk_full(error, error.filename)
     except InputError as error:
         sys.exit('error: {}'.format(' '.join(str(error).split())))
     except BaseException as error:

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -83,11 +82,6 @@ def multiply_adds(model):
     return total
 
 
-def peak_mib():
-    """Return this process's peak resident memory in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def timed(function, repeats):
     """Return the best wall time of function() over repeats calls."""
     best = float('inf')
@@ -111,7 +105,7 @@ def measure_extraction(args, policy):
     return {'policy': policy, 'images_per_second': len(images) / seconds,
             'gflop_per_image': flops / 1e9,
             'gflop_per_second': flops * len(images) / seconds / 1e9,
-            'peak_memory_mib': peak_mib()}
+            'peak_memory_mib': transfer.peak_memory_mib()}
 
 
 def measure_training(args, cached):
@@ -120,12 +114,11 @@ def measure_training(args, cached):
     images = load_images(transfer, args)
     labels = np.eye(10, dtype='float32')[
         np.arange(len(images)) % 10]
-    extractor, trainer, stitched = transfer.build_models(
-        'MobileNetV2', args.image_size, args.weights,
-        transfer.BACKBONES['MobileNetV2'][1], 0.2)
-    model = trainer if cached else stitched
+    extractor, classifier, stitched = default_models(transfer, args)
+    model = classifier if cached else stitched
     inputs = extractor.predict(images, verbose=0) if cached else images
-    transfer.compile_model(model, 3e-4, 0.1, 1000)
+    transfer.compile_model(model, transfer.DEFAULTS['learning_rate'],
+                           transfer.DEFAULTS['label_smoothing'], 1000)
     model.fit(inputs[:args.batch_size], labels[:args.batch_size],
               batch_size=args.batch_size, verbose=0)  # warm up
     seconds = timed(lambda: model.fit(inputs, labels,
@@ -135,7 +128,7 @@ def measure_training(args, cached):
             'seconds_per_image': seconds / len(images),
             'trainable_params': int(sum(np.prod(w.shape) for w in
                                         model.trainable_weights)),
-            'peak_memory_mib': peak_mib()}
+            'peak_memory_mib': transfer.peak_memory_mib()}
 
 
 def load_images(transfer, args):
@@ -247,17 +240,24 @@ THROUGHPUT_SETTINGS = (
         'chunk_batches': c} for c in (1, 4)]
     + [{'name': 'threads: intra-op {}, inter-op {}'.format(a, e),
         'intra_op': a, 'inter_op': e} for a, e in ((1, 1), (2, 1), (1, 2))]
-    + [{'name': 'oneDNN off', 'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
+    + [{'name': 'TFLite (XNNPACK)', 'engine': 'tflite'},
+       {'name': 'oneDNN off', 'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
        {'name': 'mixed_bfloat16', 'policy': 'mixed_bfloat16'},
        {'name': 'XLA (jit_compile)', 'jit_compile': True}])
 
 
+def default_models(transfer, args):
+    """The default configuration's models, at args.image_size and with
+    args.weights."""
+    backbone = transfer.DEFAULTS['backbone']
+    return transfer.build_models(
+        backbone, args.image_size, args.weights,
+        transfer.BACKBONES[backbone][1], transfer.DEFAULTS['dropout'])
+
+
 def default_extractor(transfer, args):
     """The default configuration's extractor (Lambda + frozen prefix)."""
-    extractor, _, _ = transfer.build_models(
-        'MobileNetV2', args.image_size, args.weights,
-        transfer.BACKBONES['MobileNetV2'][1], 0.2)
-    return extractor
+    return default_models(transfer, args).extractor
 
 
 def measure_setting(args, setting):
@@ -279,26 +279,27 @@ def measure_setting(args, setting):
         extractor.compile(jit_compile=True)
     batch_size = setting.get('batch_size', transfer.DEFAULTS['batch_size'])
     chunk_batches = setting.get('chunk_batches', transfer.CHUNK_BATCHES)
+    frozen = transfer.FrozenPass(extractor, batch_size,
+                                 setting.get('engine', 'keras'))
 
     def extract():
         """The pipeline's extraction loop, its output dropped."""
         if setting.get('write_cache'):
             with tempfile.TemporaryDirectory() as cache_dir:
-                transfer.cached_features(extractor, images, 'benchmark',
-                                         cache_dir, {}, batch_size)
+                transfer.cached_features(frozen, images, 'benchmark',
+                                         cache_dir, {})
         else:
-            for _ in transfer.extract_features(extractor, images,
-                                               batch_size, chunk_batches):
+            for _ in transfer.extract_features(frozen, images,
+                                               chunk_batches):
                 pass
 
-    extractor.predict(images[:batch_size], batch_size=batch_size,
-                      verbose=0)  # warm up: tracing, XLA compilation
+    frozen(images[:batch_size])  # warm up: tracing, XLA or TFLite compiling
     seconds = timed(extract, 2)
     flops = 2 * multiply_adds(extractor)
     return dict(setting, batch_size=batch_size, chunk_batches=chunk_batches,
                 images_per_second=len(images) / seconds,
                 gflop_per_second=flops * len(images) / seconds / 1e9,
-                peak_memory_mib=peak_mib())
+                peak_memory_mib=transfer.peak_memory_mib())
 
 
 def layer_traffic(model, K):
@@ -476,7 +477,7 @@ def train_usual_method(args, holdout):
                 image_size=USUAL_IMAGE_SIZE,
                 learning_rate=USUAL_LEARNING_RATE,
                 budget_minutes=args.budget_minutes,
-                peak_memory_mib=peak_mib())
+                peak_memory_mib=transfer.peak_memory_mib())
 
 
 def race_benchmark(args):

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -54,23 +55,48 @@ def load_module(path, name):
     return module
 
 
-def run_python(args, cwd, **kwargs):
-    """Run python with args in cwd; return the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+def run_python(args, cwd, env=None, **kwargs):
+    """Run python with args in cwd (env: the environment, default this
+    process's); return the CompletedProcess."""
+    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     return subprocess.run([sys.executable] + list(args), cwd=str(cwd),
                           env=env, capture_output=True, text=True, **kwargs)
 
 
-def describe_saved_model(cwd):
+# Runs 0-transfer's main() after executing a patch: argv[1] is Python code
+# that may replace attributes of `transfer`; the rest are CLI arguments.
+PATCHED_MAIN = textwrap.dedent('''
+    import os, signal, sys
+    sys.path.insert(0, {project!r})
+    transfer = __import__('0-transfer')
+    exec(sys.argv[1])
+    transfer.main(sys.argv[2:])
+''').format(project=PROJECT_DIR)
+
+
+def run_patched(patch, args, cwd):
+    """Run the CLI with args in cwd after the patch (Python source)."""
+    return run_python(['-c', PATCHED_MAIN, textwrap.dedent(patch)] + args,
+                      cwd)
+
+
+def load_saved_model(cwd, **env):
     """Load cwd/cifar10.h5 in a fresh process as the grader does (import
-    0-transfer, default load_model arguments); return the class of its first
-    layer, its output shape and whether it is compiled."""
+    0-transfer, default load_model arguments), with env added to the
+    environment; return the CompletedProcess, which prints the class of
+    the first layer, the output shape and whether the model is compiled."""
     code = ('import sys; sys.path.insert(0, {!r}); '
             '__import__("0-transfer"); import tensorflow.keras as K; '
             'm = K.models.load_model("cifar10.h5"); '
             'print(type(m.layers[1]).__name__, "|", m.output_shape, "|", '
             'm.optimizer is not None)').format(PROJECT_DIR)
-    result = run_python(['-c', code], cwd)
+    return run_python(['-c', code], cwd, env=dict(os.environ, **env))
+
+
+def describe_saved_model(cwd):
+    """Return (first layer's class, output shape, compiled) of the model
+    that load_saved_model loads; fail if it does not load."""
+    result = load_saved_model(cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     layer, shape, compiled = result.stdout.splitlines()[-1].split(' | ')
     return layer, shape, compiled == 'True'

@@ -28,8 +28,8 @@ def images():
 
 def build(transfer, extractor, images, cache_dir, key=KEY):
     """Return (features, reused) from the cache in cache_dir."""
-    return transfer.cached_features(extractor, images, 'part',
-                                    str(cache_dir), key, batch_size=8)
+    return transfer.cached_features(transfer.FrozenPass(extractor, 8), images,
+                                    'part', str(cache_dir), key)
 
 
 def cache_file(cache_dir):
@@ -141,3 +141,38 @@ def test_shift_translates_maps_by_whole_cells(transfer):
         expected = np.pad(grid[0], ((1, 1), (1, 1), (0, 0)),
                           mode='edge')[dy:dy + 7, dx:dx + 7]
         np.testing.assert_array_equal(m, expected)
+
+
+@pytest.fixture(scope='module')
+def default_extractor(transfer, calibrated_weights):
+    """The default cut's extractor at 32 px, on calibrated weights."""
+    return transfer.build_models('MobileNetV2', 32, calibrated_weights,
+                                 'block_6_project_BN', 0.2).extractor
+
+
+def test_engines_agree_within_the_cache_rounding(transfer, default_extractor,
+                                                 images):
+    """TFLite (XNNPACK) and Keras predict give the same float16 features to
+    one float16 step (2**-10 relative): a cache does not depend on the
+    engine that made it."""
+    keras = transfer.FrozenPass(default_extractor, 8, 'keras')
+    lite = transfer.FrozenPass(default_extractor, 8)
+    from_lite = lite(images.astype('float32')).astype('float32')
+    if lite.engine != 'tflite':
+        pytest.skip('no XNNPACK in this TensorFlow\'s Lite (2.6)')
+    from_keras = keras(images.astype('float32')).astype('float32')
+    assert np.abs(from_keras).mean() > 0.1  # not underflowing to zeros
+    np.testing.assert_allclose(from_lite, from_keras, rtol=2 ** -10,
+                               atol=2 ** -14)
+
+
+def test_keras_runs_where_tensorflow_has_no_lite(transfer, default_extractor,
+                                                 images, monkeypatch):
+    """Without tf.lite the frozen pass falls back to Keras predict."""
+    expected = default_extractor.predict(images.astype('float32'),
+                                         verbose=0).astype('float16')
+    monkeypatch.delattr(transfer.tf, 'lite')
+    frozen = transfer.FrozenPass(default_extractor, 8)
+    np.testing.assert_array_equal(frozen(images.astype('float32')),
+                                  expected)
+    assert frozen.engine == 'keras'

@@ -4,29 +4,13 @@ record of a run that fails after its save, stale temporary files, and
 resuming a run killed during training."""
 import json
 import os
-import textwrap
 
 import numpy as np
+import pytest
 
-from conftest import PROJECT_DIR, TINY_ARGS, run_python, run_transfer
+from conftest import TINY_ARGS, run_patched, run_python, run_transfer
 
 OLD_MODEL = b'a good model from an earlier run'
-
-# Runs 0-transfer's main() after executing a patch: argv[1] is Python code
-# that may replace attributes of `transfer`; the rest are CLI arguments.
-PATCHED_MAIN = textwrap.dedent('''
-    import os, signal, sys
-    sys.path.insert(0, {project!r})
-    transfer = __import__('0-transfer')
-    exec(sys.argv[1])
-    transfer.main(sys.argv[2:])
-''').format(project=PROJECT_DIR)
-
-
-def run_patched(patch, args, cwd):
-    """Run the CLI with args in cwd after the patch (Python source)."""
-    return run_python(['-c', PATCHED_MAIN, textwrap.dedent(patch)] + args,
-                      cwd)
 
 
 def records(work):
@@ -120,12 +104,25 @@ def test_stale_temporaries_of_dead_runs_are_removed(tmp_path, cifar_dir):
     assert result.stdout.count('left by a run that died') == 2
 
 
-def test_run_killed_after_an_epoch_resumes(transfer, tmp_path, cifar_dir):
-    """SIGKILL after epoch 1 of 3; the same command again continues at
-    epoch 2 and saves the model an uninterrupted run saves (predictions
+# Where a run is killed in training: after epoch 1 was logged and
+# checkpointed (at epoch 2's start), or between the two (the log comes
+# first); and after how many epochs the resumed run's fit then starts.
+KILLS = {
+    'after_checkpoint': ('on_epoch_begin', 'if epoch == 1:', 1),
+    'between_log_and_checkpoint': ('on_epoch_end', 'if epoch == 0:', 0),
+}
+
+
+@pytest.mark.parametrize('kill', sorted(KILLS))
+def test_run_killed_in_training_resumes(transfer, tmp_path, cifar_dir, kill):
+    """SIGKILL in epoch 2 of 3, or between epoch 1's log entry and its
+    checkpoint; the same command again continues where the checkpoint
+    left off and saves the model an uninterrupted run saves (predictions
     equal to 1e-4; a fast learning rate makes any lost or repeated step
-    show).  Dropout is off: its random state is not restored, so with
-    dropout a resumed run is equivalent, not identical."""
+    show), with the same epochs in its record.  Dropout is off: its random
+    state is not restored, so with dropout a resumed run is equivalent,
+    not identical."""
+    method, condition, resumed_after = KILLS[kill]
     args = TINY_ARGS[:] + ['--data-dir', cifar_dir, '--dropout', '0',
                            '--learning-rate', '0.01']
     args[args.index('--epochs') + 1] = '3'
@@ -134,12 +131,13 @@ def test_run_killed_after_an_epoch_resumes(transfer, tmp_path, cifar_dir):
     whole.mkdir()
     result = run_patched('''
         class Killer(transfer.EpochLog):
-            def on_epoch_end(self, epoch, logs=None):
-                super().on_epoch_end(epoch, logs)
-                os.kill(os.getpid(), signal.SIGKILL)
+            def {method}(self, epoch, logs=None):
+                super().{method}(epoch, logs)
+                {condition}
+                    os.kill(os.getpid(), signal.SIGKILL)
         transfer.EpochLog = Killer
-    ''', args, killed)
-    assert result.returncode == -9
+    '''.format(method=method, condition=condition), args, killed)
+    assert result.returncode == -9, result.stderr[-3000:]
     assert not (killed / 'results' / 'experiments.jsonl').exists()
     resumed = run_transfer(args, killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -148,8 +146,12 @@ def test_run_killed_after_an_epoch_resumes(transfer, tmp_path, cifar_dir):
     after, = records(killed)
     reference, = records(whole)
     assert (after['resumed_after_epoch'], reference['resumed_after_epoch']) \
-        == (1, 0)
+        == (resumed_after, 0)
     assert [e['epoch'] for e in after['epochs']] == [1, 2, 3]
+    for field in ('loss', 'val_accuracy'):
+        np.testing.assert_allclose([e[field] for e in after['epochs']],
+                                   [e[field] for e in reference['epochs']],
+                                   atol=1e-4)
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3))
     predictions = [transfer.K.models.load_model(str(work / 'cifar10.h5'))
                    .predict(images.astype('float32'), verbose=0)
