@@ -25,6 +25,7 @@ import fcntl
 import functools
 import glob
 import hashlib
+import importlib.util
 import inspect
 import json
 from importlib import metadata
@@ -204,15 +205,23 @@ def set_random_seed(seed):
 
 
 def backup_and_restore(directory):
-    """Keras' BackupAndRestore callback, its checkpoint kept after fit.
-
-    TensorFlow 2.6 has only the experimental one, which deletes its
-    checkpoint when fit ends: a run killed while saving then retrains.
-    """
+    """Keras' BackupAndRestore callback, its checkpoint kept after fit (the
+    model is saved after it: a run killed while saving need not train
+    again)."""
     if hasattr(K.callbacks, 'BackupAndRestore'):
         return K.callbacks.BackupAndRestore(directory,
                                             delete_checkpoint=False)
-    return K.callbacks.experimental.BackupAndRestore(directory)
+
+    class KeptBackupAndRestore(K.callbacks.experimental.BackupAndRestore):
+        """TensorFlow 2.6's experimental callback, which would delete its
+        checkpoint when fit ends."""
+
+        def on_train_end(self, logs=None):
+            """Drop the training state as the parent does, keeping its
+            files."""
+            del self._training_state
+            del self.model._training_state
+    return KeptBackupAndRestore(directory)
 
 
 def add_switch(parser, name, default, help):
@@ -594,26 +603,46 @@ def keras_engine(extractor, batch_size):
                              verbose=0)
 
 
-def lite_engine(extractor):
-    """Return a function running extractor on images, one at a time, with
-    TensorFlow Lite's XNNPACK delegate; None where this TensorFlow's Lite
-    runs without it (2.6: there it is slower than Keras).
-
-    Batch 1 ran fastest in a probe (630-703 images/s on 2 Xeon cores,
-    batch 128: 523, Keras predict: 182-194).
-    """
-    if not hasattr(tf, 'lite'):
-        return None
-    content = tf.lite.TFLiteConverter.from_keras_model(extractor).convert()
+def lite_interpreter(content):
+    """Return a TFLite interpreter, on every core, of a converted model."""
     with warnings.catch_warnings():  # 2.21: use the ai-edge-litert package
         warnings.simplefilter('ignore')
         interpreter = tf.lite.Interpreter(model_content=content,
                                           num_threads=os.cpu_count())
     interpreter.allocate_tensors()
-    # XNNPACK, where applied, shows as a DELEGATE node of the plan.
-    if not any(op['op_name'] == 'DELEGATE'
-               for op in interpreter._get_ops_details()):
+    return interpreter
+
+
+def has_xnnpack():
+    """Whether this TensorFlow's Lite runs graphs on XNNPACK (2.21 does,
+    2.6's pip build does not): a one-op probe's plan then holds a DELEGATE
+    node."""
+    if not hasattr(tf, 'lite'):
+        return False
+    add_one = tf.function(lambda x: x + 1,
+                          input_signature=[tf.TensorSpec([1], tf.float32)])
+    convert = tf.lite.TFLiteConverter.from_concrete_functions
+    # 2.21 wants the function's owner too (and warns without it); 2.6
+    # takes no such argument.
+    owner = (add_one,) if 'trackable_obj' in inspect.signature(
+        convert).parameters else ()
+    content = convert([add_one.get_concrete_function()], *owner).convert()
+    return any(op['op_name'] == 'DELEGATE'
+               for op in lite_interpreter(content)._get_ops_details())
+
+
+def lite_engine(extractor):
+    """Return a function running extractor on images, one at a time, with
+    TensorFlow Lite's XNNPACK delegate; None where this TensorFlow's Lite
+    has no XNNPACK (2.6: there it is slower than Keras).
+
+    Batch 1 ran fastest in a probe (630-703 images/s on 2 Xeon cores,
+    batch 128: 523, Keras predict: 182-194).
+    """
+    if not has_xnnpack():
         return None
+    interpreter = lite_interpreter(
+        tf.lite.TFLiteConverter.from_keras_model(extractor).convert())
     source = interpreter.get_input_details()[0]['index']
     target = interpreter.get_output_details()[0]['index']
 
@@ -1001,9 +1030,9 @@ def machine_description():
 
 def keras_stack():
     """Return the Keras package in use and its version, e.g. keras 3.15.1
-    (tf_keras when TF_USE_LEGACY_KERAS=1)."""
-    package = ('tf_keras' if os.environ.get('TF_USE_LEGACY_KERAS') == '1'
-               else 'keras')
+    (tf_keras where TF_USE_LEGACY_KERAS=1 made TensorFlow 2.21 use it)."""
+    legacy = not KERAS_3 and importlib.util.find_spec('tf_keras')
+    package = 'tf_keras' if legacy else 'keras'
     return '{} {}'.format(package, metadata.version(package))
 
 

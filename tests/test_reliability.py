@@ -312,9 +312,11 @@ EXTRACT = textwrap.dedent('''
                 peak.append(anonymous_mib())
         thread = threading.Thread(target=sample)
         thread.start()
-        function(*args)
-        done.set()
-        thread.join()
+        try:
+            function(*args)
+        finally:
+            done.set()
+            thread.join()
         return max(peak)
 
 
@@ -325,9 +327,9 @@ EXTRACT = textwrap.dedent('''
     images = np.random.default_rng(0).integers(
         0, 256, (1024, 32, 32, 3), dtype=np.uint8)
     for count in (256, 1024):
-        sizes.append(peak_while(transfer.cached_features, extractor,
-                                images[:count], str(count), sys.argv[1], {{}},
-                                8))
+        sizes.append(peak_while(transfer.cached_features,
+                                transfer.FrozenPass(extractor, 8),
+                                images[:count], str(count), sys.argv[1], {{}}))
     print('MiB', *sizes)
 ''').format(project=PROJECT_DIR)
 
