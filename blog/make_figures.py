@@ -438,6 +438,20 @@ def percents(values):
     return ', '.join(percent(value) for value in values)
 
 
+def stack(record):
+    """'TensorFlow T, Keras K (or tf_keras K), Python P' of a run."""
+    machine = dig(record, 'machine')
+    return 'TensorFlow {}, {} {}, Python {}'.format(
+        machine['tensorflow'],
+        'tf_keras' if machine.get('legacy_keras') else 'Keras',
+        machine['keras'], machine['python'])
+
+
+# The engine of a run's frozen pass, by its record's 'engine' (runs before
+# the field, and runs that extracted nothing, ran none or Keras predict).
+ENGINES = {None: 'Keras predict', 'keras': 'Keras predict',
+           'tflite': 'TFLite (XNNPACK)'}
+
 # name: (value of a record, format).  The value may raise Missing.
 RUN_FIELDS = {
     'holdout': (lambda r: accuracy(r, 'holdout'), percent),
@@ -457,6 +471,11 @@ RUN_FIELDS = {
     'train_minutes': (lambda r: dig(r, 'timings', 'train') / 60,
                       one_decimal),
     'cpu_minutes': (lambda r: dig(r, 'cpu_seconds') / 60, one_decimal),
+    'evaluate_minutes': (lambda r: dig(r, 'timings', 'evaluate') / 60,
+                         one_decimal),
+    'stack': (stack, plain),
+    'cpu': (lambda r: dig(r, 'machine', 'cpu'), plain),
+    'engine': (lambda r: ENGINES[r.get('engine')], plain),
     'peak_gib': (lambda r: dig(r, 'peak_memory_mib') / 1024, one_decimal),
     'peak_mib': (lambda r: dig(r, 'peak_memory_mib'), whole),
     'time_to_87_minutes': (lambda r: time_to(r, TARGET) / 60, one_decimal),
