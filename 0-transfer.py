@@ -230,7 +230,7 @@ def add_switch(parser, name, default, help):
     dest = name.replace('-', '_')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--' + name, dest=dest, action='store_true',
-                       help='{} (default: {})'.format(help, default))
+                       help=help)
     group.add_argument('--no-' + name, dest=dest, action='store_false')
     parser.set_defaults(**{dest: default})
 
@@ -426,16 +426,14 @@ class Segment:
         """Call the layers on tensor; return the last layer's output."""
         tensors = {id(self.start): tensor}
         for layer, inputs, output in self.graph:
-            try:
-                if isinstance(inputs, list):
-                    tensors[id(output)] = layer([tensors[id(t)]
-                                                 for t in inputs])
-                else:
-                    tensors[id(output)] = layer(tensors[id(inputs)])
-            except KeyError:
+            sources = inputs if isinstance(inputs, list) else [inputs]
+            if any(id(source) not in tensors for source in sources):
                 raise InputError('cannot cut there: layer {} also reads a '
                                  'tensor from before the cut; choose a layer '
                                  'at a block boundary'.format(layer.name))
+            new = [tensors[id(source)] for source in sources]
+            tensors[id(output)] = layer(new if isinstance(inputs, list)
+                                        else new[0])
         return tensors[id(self.graph[-1][2])]
 
 
@@ -673,13 +671,22 @@ class FrozenPass:
     def __call__(self, images):
         """Return the extractor's float16 outputs for float32 images."""
         if self.run is None:
-            lite = lite_engine(self.extractor) \
-                if self.engine in (None, 'tflite') else None
+            lite = self.lite() if self.engine in (None, 'tflite') else None
             if self.engine == 'tflite' and lite is None:
                 raise RuntimeError('TensorFlow Lite without XNNPACK here')
             self.engine = 'tflite' if lite else 'keras'
             self.run = lite or keras_engine(self.extractor, self.batch_size)
         return self.run(images).astype('float16')
+
+    def lite(self):
+        """lite_engine's function, or None (saying why) if converting the
+        extractor fails: Keras predict runs every model."""
+        try:
+            return lite_engine(self.extractor)
+        except Exception as error:  # a layer TFLite cannot convert, ...
+            print('TensorFlow Lite failed ({}: {}); running Keras predict'
+                  .format(type(error).__name__, error))
+            return None
 
 
 def extract_features(frozen, images, chunk_batches=CHUNK_BATCHES):
@@ -1313,7 +1320,8 @@ def main(argv=None):
                 raise
             raise disk_full(error, error.filename)
     except InputError as error:
-        sys.exit('error: {}'.format(' '.join(str(error).split())))
+        record['error'] = ' '.join(str(error).split())
+        sys.exit('error: ' + record['error'])
     except BaseException as error:
         record['error'] = '{}: {}'.format(type(error).__name__, error)
         raise

@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source stacks.sh
-case "${STACK:-today}" in
-    task) python=$(stack_python task requirements-task.txt) ;;
-    *) python=$(stack_python today requirements.txt) ;;
-esac
+stack=${STACK:-today}
+requirements=requirements.txt
+[ "$stack" != task ] || requirements=requirements-task.txt
+python=$(stack_python "$stack" "$requirements")
 exec "$python" 0-transfer.py "$@"

@@ -29,8 +29,8 @@ stack_python() {
     esac
     if [ ! -x "$venv/bin/python" ]; then
         [ -n "$base" ] || { echo "no Python 3.8 found" >&2; return 1; }
-        "$base" -m venv "$venv" >&2
+        "$base" -m venv "$venv" >&2 || { rm -rf "$venv"; return 1; }
     fi
-    "$venv/bin/python" -m pip install -q -r "$requirements" >&2
+    "$venv/bin/python" -m pip install -q -r "$requirements" >&2 || return 1
     echo "$venv/bin/python"
 }

@@ -447,10 +447,16 @@ def stack(record):
         machine['keras'], machine['python'])
 
 
-# The engine of a run's frozen pass, by its record's 'engine' (runs before
-# the field, and runs that extracted nothing, ran none or Keras predict).
-ENGINES = {None: 'Keras predict', 'keras': 'Keras predict',
-           'tflite': 'TFLite (XNNPACK)'}
+# The engine of a run's frozen pass, by its record's 'engine'; runs logged
+# before the field had Keras predict only; None: the run extracted nothing.
+ENGINES = {'keras': 'Keras predict', 'tflite': 'TFLite (XNNPACK)', None: '-'}
+
+
+def engine(record):
+    """The engine that ran a record's frozen pass."""
+    return ENGINES[record['engine']] if 'engine' in record \
+        else ENGINES['keras']
+
 
 # name: (value of a record, format).  The value may raise Missing.
 RUN_FIELDS = {
@@ -475,7 +481,7 @@ RUN_FIELDS = {
                          one_decimal),
     'stack': (stack, plain),
     'cpu': (lambda r: dig(r, 'machine', 'cpu'), plain),
-    'engine': (lambda r: ENGINES[r.get('engine')], plain),
+    'engine': (engine, plain),
     'peak_gib': (lambda r: dig(r, 'peak_memory_mib') / 1024, one_decimal),
     'peak_mib': (lambda r: dig(r, 'peak_memory_mib'), whole),
     'time_to_87_minutes': (lambda r: time_to(r, TARGET) / 60, one_decimal),
@@ -1559,6 +1565,27 @@ def target_seed_runs(sources):
             'seeds' if len(pending) > 1 else 'seed',
             ' and '.join(map(str, pending))))
     return {seed: runs[seed][1] for seed in DEFAULT_TARGETS['seeds']}
+
+
+STACK_COLUMNS = field_columns(
+    ('stack', 'stack'), ('frozen pass', 'engine'),
+    ('extraction (min)', 'extract_minutes'),
+    ('training (min)', 'train_minutes'),
+    ('test evaluation, its extraction included (min)', 'evaluate_minutes'),
+    ('end to end (min)', 'wall_minutes'), ('held-out', 'holdout'),
+    ('test 0-{} (exact)'.format(EXACT - 1), 'test_exact'))
+
+
+@derived
+def stacks_table(sources):
+    """Markdown table: each run of the default that extracted its training
+    parts on the reported run's CPU, whatever its stack."""
+    cpu = dig(sources.reported, 'machine', 'cpu')
+    rows = [(number, record) for number, record in default_runs(sources)
+            if dig(record, 'machine', 'cpu') == cpu
+            and not record['cache_reused'].get('fit')]
+    return table_or(STACK_COLUMNS, rows, 'No run of the default from an '
+                    'empty cache on this CPU has finished yet.')
 
 
 @derived
