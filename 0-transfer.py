@@ -57,6 +57,7 @@ IMAGE_SHAPE = (32, 32, 3)
 CIFAR_TRAIN_FILES = ['data_batch_{}'.format(i) for i in range(1, 6)]
 CIFAR_TEST_FILE = 'test_batch'
 EXACT_TEST_IMAGES = 1000  # test images 0-999 of the shared copy are exact
+TASK_ACCURACY = 0.87  # the task's bar for the saved model's test accuracy
 SPLIT_SEED = 0  # draws the held-out split, whatever --seed is
 
 # name: (its keras.applications module, default cut layer, minimum input)
@@ -109,11 +110,12 @@ DEFAULTS = {name: default for name, (default, _) in OPTIONS.items()}
 # --preset NAME: option values that replace DEFAULTS (explicit options win).
 PRESETS = {
     'default': {},
-    # The task's 87% in a few minutes (MobileNetV2): small input, a late
-    # cut, part of the data.
+    # The task's 87% in about a minute (MobileNetV2): small input, a late
+    # cut, 20,000 images seen once, in small batches at a higher rate.
     'fast': {'backbone': 'MobileNetV2', 'cut': 'block_13_project_BN',
-             'image_size': 128, 'epochs': 2, 'train_images': 30000,
-             'holdout': 2000, 'flips': False},
+             'image_size': 128, 'epochs': 1, 'train_images': 20000,
+             'holdout': 2000, 'flips': False, 'batch_size': 64,
+             'learning_rate': 1e-3},
 }
 
 # Extraction calls predict on this many batches at a time: enough to
@@ -959,14 +961,14 @@ def accuracy_of(predicted, labels):
     return float(np.mean(predicted == labels))
 
 
-def save_verified(models, split, holdout_features, mirror, output):
+def save_verified(models, frozen, split, holdout_features, mirror, output):
     """Save the stitched model to output atomically, after checking that
     the saved file predicts on raw held-out images what the cached
-    (float16) path predicts for them."""
+    (float16) path, through the frozen pass, predicts for them."""
     images = split.holdout_images[:VERIFY_IMAGES]
     views = [holdout_features[:VERIFY_IMAGES]]
     if mirror:
-        views.append(models.extractor.predict(flip(images), verbose=0))
+        views.append(frozen(flip(images).astype('float32')))
     expected = predict_views(models.classifier, views)
     with atomic_path(output) as temporary:
         models.stitched.save(temporary)
@@ -1174,26 +1176,33 @@ def download_errors():
                          '~/.keras)'.format(error)) from error
 
 
+def output_folders(args):
+    """The folders the run writes to, {option: absolute path}."""
+    return {option: os.path.abspath(folder) for option, folder in (
+        ('--output', os.path.dirname(args.output)),
+        ('--cache-dir', args.cache_dir),
+        ('--log', os.path.dirname(args.log)))}
+
+
 def prepare_folders(args):
     """Fail early if an output folder is not writable; remove what runs
     that died left there."""
-    options = {'--output': os.path.dirname(args.output),
-               '--cache-dir': args.cache_dir,
-               '--log': os.path.dirname(args.log)}
-    for option, directory in options.items():
-        check_writable(os.path.abspath(directory), option)
-    remove_stale_temporaries([os.path.abspath(directory)
-                              for directory in options.values()])
+    folders = output_folders(args)
+    for option, folder in folders.items():
+        check_writable(folder, option)
+    remove_stale_temporaries(folders.values())
 
 
-def image_sets(split):
-    """The image sets whose activations the run caches, by name: each
-    with its mirror (horizontal flips, the usual CIFAR augmentation, are
-    cached once as a second copy of the training images)."""
+def image_sets(split, flips):
+    """The image sets whose activations the run caches, by name, each with
+    its mirror (the saved model may average over both); the training
+    images' mirror only with flips (horizontal flips, the usual CIFAR
+    augmentation, are cached once as a second copy of them)."""
     sets = {'fit': split.fit_images, 'holdout': split.holdout_images,
             'test': split.test_images}
     sets.update({name + '_flipped': flip(images)
-                 for name, images in sets.items()})
+                 for name, images in sets.items()
+                 if flips or name != 'fit'})
     return sets
 
 
@@ -1217,17 +1226,14 @@ def space_needed(models, cache, sets, args):
     """What the run will write, {(option, folder): bytes}: the activations
     not cached yet, the resume checkpoint (weights and Adam's two moments),
     the model (float32 weights; written beside the old one), the record."""
-    if not args.flips:
-        sets = {name: images for name, images in sets.items()
-                if name != 'fit_flipped'}
     float32 = np.dtype('float32').itemsize
     margin = 2 ** 20  # configs, headers, the log's record
-    return {('--cache-dir', os.path.abspath(args.cache_dir)):
-            cache.missing_bytes(sets)
-            + 3 * float32 * models.classifier.count_params() + margin,
-            ('--output', os.path.dirname(os.path.abspath(args.output))):
-            float32 * models.stitched.count_params() + margin,
-            ('--log', os.path.dirname(os.path.abspath(args.log))): margin}
+    sizes = {'--cache-dir': cache.missing_bytes(sets)
+             + 3 * float32 * models.classifier.count_params() + margin,
+             '--output': float32 * models.stitched.count_params() + margin,
+             '--log': margin}
+    return {(option, folder): sizes[option]
+            for option, folder in output_folders(args).items()}
 
 
 def train(args, record):
@@ -1239,7 +1245,7 @@ def train(args, record):
     strategy = distribution_strategy()
     with stage('load_data', record), download_errors():
         split = load_split(args.data_dir, args.holdout, args.train_images)
-        sets = image_sets(split)
+        sets = image_sets(split, args.flips)
     with stage('build', record), strategy.scope(), download_errors():
         models, key = build_pipeline(args, record)
     record.update(train_images=len(split.fit_labels),
@@ -1260,8 +1266,8 @@ def train(args, record):
                 folder)
             compile_for_evaluation(models.stitched)
         with stage('save', record):
-            save_verified(models, split, holdout_features, args.mirror,
-                          args.output)
+            save_verified(models, cache.frozen, split, holdout_features,
+                          args.mirror, args.output)
             record['seconds_to_saved_model'] = seconds_since_process_start()
             shutil.rmtree(folder, ignore_errors=True)  # nothing to resume
     with stage('evaluate', record):
