@@ -536,7 +536,8 @@ def main():
            'race': race_benchmark}[args.benchmark]
     cpu = {k: v for k, v in cpu_facts().items() if k != 'flags'}
     result = dict(run(args), config=vars(args), machine=platform.platform(),
-                  cpu=cpu, cores=os.cpu_count())
+                  cpu=cpu, cores=os.cpu_count(),
+                  commit=transfer_module().source_commit())
     with open(output, 'w') as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result, indent=1))
