@@ -92,6 +92,9 @@ OPTIONS = {
     'shift': (1, 'random translation of the cached maps while training, '
               'in cells (0: none)'),
     'flips': (True, 'cache and train on mirrored copies too'),
+    'crops': (0, 'cache this many pad-and-crop copies of the training '
+              'images too (of their mirrors as well, with flips); each '
+              'visit of an image reads one copy at random'),
     'mirror': (True, 'the saved model averages its predictions on each '
                'image and its mirror'),
     'data_dir': (None, 'folder in the official cifar-10-batches-py layout '
@@ -117,6 +120,10 @@ PRESETS = {
              'holdout': 2000, 'flips': False, 'batch_size': 64,
              'learning_rate': 1e-3},
 }
+
+# A pad-and-crop copy moves an image by up to this many pixels each way
+# (edges reflected), the usual CIFAR augmentation.
+CROP_PIXELS = 4
 
 # Extraction calls predict on this many batches at a time: enough to
 # amortise predict's start-up, few enough to keep memory bounded.
@@ -382,6 +389,18 @@ def mirror_images(images):
 def flip(images):
     """Mirror NHWC images left to right, as the saved model's Lambda does."""
     return np.asarray(mirror_images(images))
+
+
+def crop_copy(images, copy):
+    """Pad-and-crop copy number copy of images: each moved by up to
+    CROP_PIXELS pixels each way, edges reflected.  The moves depend on
+    copy alone, so every seed shares the copy's cache."""
+    p, side = CROP_PIXELS, images.shape[1]
+    padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+    moves = np.random.default_rng([SPLIT_SEED, copy]).integers(
+        0, 2 * p + 1, (len(images), 2))
+    return np.stack([image[dy:dy + side, dx:dx + side]
+                     for image, (dy, dx) in zip(padded, moves)])
 
 
 # extractor: images -> upsize -> frozen prefix (run once, cached);
@@ -803,14 +822,18 @@ class FeatureCache:
 class CachedBatches(K.utils.Sequence):
     """Shuffled float32 batches read from cached float16 activations.
 
-    parts: arrays of activations of the same images (e.g. as is and
-    flipped); every epoch visits each image in each part once.  Reading
-    batch by batch keeps memory bounded: Keras would copy whole arrays.
+    parts: one item per way of seeing the training images (e.g. as is,
+    and flipped), each a list of views: arrays of activations of the same
+    images (e.g. the images and pad-and-crop copies of them).  Every epoch
+    visits each image in each part once, reading one of the part's views
+    at random.  Reading batch by batch keeps memory bounded: Keras would
+    copy whole arrays.
     shift: translate each map by up to this many cells (edges repeated),
     drawn anew every epoch.  A cell of an n x n map spans 32/n of the
     original 32 pixels (3.2 for a 10x10 map): one cell is close to the
     usual 4-pixel pad-and-crop augmentation of CIFAR training.
-    Epoch e's order and shifts depend on (seed, e) alone, so a run resumed
+    Epoch e's order, views and shifts depend on (seed, e) alone, so a run
+    resumed
     at first_epoch draws what the uninterrupted run would have.
     """
 
@@ -830,7 +853,8 @@ class CachedBatches(K.utils.Sequence):
         """Return batch number index: (activations, labels)."""
         batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
         part, row = np.divmod(self.order[batch], len(self.labels))
-        x = np.stack([self.parts[p][r] for p, r in zip(part, row)])
+        x = np.stack([self.parts[p][v][r] for p, v, r in
+                      zip(part, self.views[batch], row)])
         if self.shift:
             s = self.shift
             height, width = x.shape[1:3]
@@ -840,17 +864,21 @@ class CachedBatches(K.utils.Sequence):
         return x.astype('float32'), self.labels[row]
 
     def start_epoch(self, epoch):
-        """Draw epoch's order and shifts, as the epoch to read next."""
+        """Draw epoch's order, views and shifts, as the epoch to read
+        next."""
         self.epoch = epoch - 1
         self.on_epoch_end()
 
     def on_epoch_end(self):
-        """Draw the next epoch's order of (part, image) pairs, and shifts."""
+        """Draw the next epoch's order of (part, image) pairs, the view
+        each reads, and shifts."""
         self.epoch += 1
         rng = np.random.default_rng([self.seed, self.epoch])
         self.order = rng.permutation(len(self.parts) * len(self.labels))
         self.offsets = rng.integers(0, 2 * self.shift + 1,
                                     (len(self.order), 2))
+        views = np.array([len(views) for views in self.parts])
+        self.views = rng.integers(0, views[self.order // len(self.labels)])
 
 
 class EpochLog(K.callbacks.Callback):
@@ -1193,16 +1221,27 @@ def prepare_folders(args):
     remove_stale_temporaries(folders.values())
 
 
-def image_sets(split, flips):
-    """The image sets whose activations the run caches, by name, each with
-    its mirror (the saved model may average over both); the training
-    images' mirror only with flips (horizontal flips, the usual CIFAR
-    augmentation, are cached once as a second copy of them)."""
+def training_parts(flips, crops):
+    """Names of the cached training sets, by part (see CachedBatches): the
+    images and their crop copies; with flips, the mirrors of those."""
+    as_is = ['fit'] + ['fit_crop{}'.format(copy)
+                       for copy in range(1, crops + 1)]
+    return [as_is] + ([[name + '_flipped' for name in as_is]] if flips
+                      else [])
+
+
+def image_sets(split, flips, crops):
+    """The image sets whose activations the run caches, by name: the
+    training parts' (horizontal flips, the usual CIFAR augmentation, are
+    cached once as a second copy), and the held-out and test images with
+    their mirrors (the saved model may average over both)."""
+    as_is = training_parts(flips, crops)[0]
     sets = {'fit': split.fit_images, 'holdout': split.holdout_images,
             'test': split.test_images}
-    sets.update({name + '_flipped': flip(images)
-                 for name, images in sets.items()
-                 if flips or name != 'fit'})
+    sets.update({name: crop_copy(split.fit_images, copy)
+                 for copy, name in enumerate(as_is[1:], 1)})
+    mirrored = ['holdout', 'test'] + (as_is if flips else [])
+    sets.update({name + '_flipped': flip(sets[name]) for name in mirrored})
     return sets
 
 
@@ -1245,7 +1284,7 @@ def train(args, record):
     strategy = distribution_strategy()
     with stage('load_data', record), download_errors():
         split = load_split(args.data_dir, args.holdout, args.train_images)
-        sets = image_sets(split, args.flips)
+        sets = image_sets(split, args.flips, args.crops)
     with stage('build', record), strategy.scope(), download_errors():
         models, key = build_pipeline(args, record)
     record.update(train_images=len(split.fit_labels),
@@ -1255,8 +1294,8 @@ def train(args, record):
     check_space(space_needed(models, cache, sets, args))
 
     with stage('extract', record):  # the test's features: in 'evaluate'
-        parts = [cache(name, sets[name]) for name in
-                 (['fit', 'fit_flipped'] if args.flips else ['fit'])]
+        parts = [[cache(name, sets[name]) for name in views]
+                 for views in training_parts(args.flips, args.crops)]
         holdout_features = np.asarray(cache('holdout', sets['holdout']),
                                       'float32')
     with resume_folder(args.cache_dir, key, args) as folder:
@@ -1303,8 +1342,9 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error('--{} must be a positive integer'
                          .format(name.replace('_', '-')))
-    if args.shift < 0 or args.train_images < 0:
-        parser.error('--shift and --train-images must be 0 or more')
+    if min(args.shift, args.train_images, args.crops) < 0:
+        parser.error('--shift, --train-images and --crops must be 0 or '
+                     'more')
     if args.learning_rate <= 0 or not 0 <= args.dropout < 1 \
             or not 0 <= args.label_smoothing < 1:
         parser.error('--learning-rate must be > 0; --dropout and '

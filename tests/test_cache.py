@@ -109,7 +109,7 @@ def test_cache_of_another_configuration_moved_into_place(
 
 def test_batches_visit_every_image_of_every_part_once(transfer):
     """One epoch: each (part, image) once, as float32, labels aligned."""
-    parts = [np.arange(10, dtype='float16').reshape(10, 1, 1, 1) + offset
+    parts = [[np.arange(10, dtype='float16').reshape(10, 1, 1, 1) + offset]
              for offset in (0, 100)]
     labels = np.eye(10, dtype='float32')
     batches = transfer.CachedBatches(parts, labels, 3, seed=0)
@@ -126,10 +126,56 @@ def test_batches_visit_every_image_of_every_part_once(transfer):
     assert batches[0][0].ravel().tolist() != first or len(first) < 2
 
 
+def test_batches_read_one_view_of_each_visit(transfer):
+    """With several views per part, an epoch still visits each (part,
+    image) once, its label aligned, reading a view drawn anew each
+    epoch; over epochs every view is read."""
+    images = 10
+    parts = [[(1000 * part + 100 * view + np.arange(images, dtype='float32'))
+              .reshape(images, 1, 1, 1) for view in range(3)]
+             for part in range(2)]
+    labels = np.eye(10, dtype='float32')
+    batches = transfer.CachedBatches(parts, labels, 4, seed=0)
+    views_read = set()
+    for _ in range(5):
+        values = np.concatenate([batches[i][0].ravel()
+                                 for i in range(len(batches))])
+        aligned = np.concatenate([batches[i][1].argmax(1)
+                                  for i in range(len(batches))])
+        np.testing.assert_array_equal(values % 100, aligned)
+        visits = sorted(zip(values // 1000, values % 100))
+        assert visits == [(p, i) for p in range(2) for i in range(images)]
+        views_read |= set(zip(values // 1000, values % 1000 // 100))
+        batches.on_epoch_end()
+    assert views_read == {(p, v) for p in range(2) for v in range(3)}
+
+
+def test_crop_copies_move_each_image_within_the_padding(transfer):
+    """A crop copy keeps the images' order (so their labels) and moves
+    each by at most CROP_PIXELS each way; the same copy number gives the
+    same copy, another number another."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    p = transfer.CROP_PIXELS
+    padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode='reflect')
+    copy = transfer.crop_copy(images, 1)
+    assert copy.shape == images.shape and copy.dtype == images.dtype
+    moves = set()
+    for image, cropped in zip(padded, copy):
+        found = [(dy, dx) for dy in range(2 * p + 1) for dx in
+                 range(2 * p + 1)
+                 if np.array_equal(image[dy:dy + 32, dx:dx + 32], cropped)]
+        assert found, 'a copy is not a crop of its own padded image'
+        moves.add(found[0])
+    assert len(moves) > 1
+    np.testing.assert_array_equal(transfer.crop_copy(images, 1), copy)
+    assert not np.array_equal(transfer.crop_copy(images, 2), copy)
+
+
 def test_shift_translates_maps_by_whole_cells(transfer):
     """With shift 1 each map moves by at most one cell, edges repeated."""
     grid = np.arange(49, dtype='float16').reshape(1, 7, 7, 1)
-    batches = transfer.CachedBatches([np.repeat(grid, 64, 0)],
+    batches = transfer.CachedBatches([[np.repeat(grid, 64, 0)]],
                                      np.eye(10, dtype='float32')[
                                          np.arange(64) % 10], 64, seed=0,
                                      shift=1)

@@ -214,3 +214,17 @@ def test_fast_preset_runs_end_to_end(tmp_path, learnable_cifar_dir,
     assert len(record['epochs']) == transfer.PRESETS['fast']['epochs']
     assert 0 < record['seconds_to_saved_model'] < record['wall_seconds'] + 60
     assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
+
+
+def test_crops_cache_copies_of_the_training_images(tmp_path, cifar_dir):
+    """--crops 2 caches two crop copies of the training images and of
+    their mirrors, trains on them, and saves a model."""
+    result = run_transfer(TINY_ARGS + ['--crops', '2', '--data-dir',
+                                       cifar_dir], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record, = records(tmp_path)
+    assert set(record['cache_reused']) == {
+        'fit', 'fit_flipped', 'fit_crop1', 'fit_crop1_flipped',
+        'fit_crop2', 'fit_crop2_flipped', 'holdout', 'holdout_flipped',
+        'test', 'test_flipped'}
+    assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
