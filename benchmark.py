@@ -137,6 +137,12 @@ def load_images(transfer, args):
     return x_train[:args.images].astype('float32')
 
 
+def reached(accuracy, level):
+    """Whether a logged float32 accuracy reaches level (0.9 is logged as
+    0.8999999761581421)."""
+    return round(accuracy, 6) >= level
+
+
 def time_to_target(log_path, defaults, train_seconds_per_image, target):
     """Time to target on the held-out split of the last logged run of the
     default configuration (an option missing from an older record had no
@@ -149,11 +155,13 @@ def time_to_target(log_path, defaults, train_seconds_per_image, target):
     runs = [r for r in records if r['config'].get('data_dir')
             and all(r['config'].get(k, v) == v for k, v in defaults.items())
             and not any(r['cache_reused'].values())
-            and any(e['val_accuracy'] >= target for e in r['epochs'])]
+            and any(reached(e['val_accuracy'], target)
+                    for e in r['epochs'])]
     if not runs:
         return None
     run = runs[-1]
-    epoch = next(e for e in run['epochs'] if e['val_accuracy'] >= target)
+    epoch = next(e for e in run['epochs']
+                 if reached(e['val_accuracy'], target))
     before_training = sum(run['timings'][stage] for stage in
                           ('load_data', 'build', 'extract'))
     images_per_epoch = 2 * run['train_images']  # with the flipped copies
@@ -400,9 +408,8 @@ def time_to_levels(points):
     best accuracy, from a curve's points (seconds, accuracy)."""
     reached = {}
     for level in race_levels():
-        # float32 accuracies: 0.9 is logged as 0.8999999761581421
         times = [p['seconds'] for p in points
-                 if round(p['accuracy'], 6) >= level]
+                 if reached(p['accuracy'], level)]
         reached['{:.0f}'.format(100 * level)] = min(times, default=None)
     return {'seconds_to': reached,
             'best_accuracy': max(p['accuracy'] for p in points)}
@@ -535,9 +542,9 @@ def main():
     run = {'epoch': epoch_benchmark, 'throughput': throughput_benchmark,
            'race': race_benchmark}[args.benchmark]
     cpu = {k: v for k, v in cpu_facts().items() if k != 'flags'}
+    commit = transfer_module().source_commit()  # before: HEAD may move
     result = dict(run(args), config=vars(args), machine=platform.platform(),
-                  cpu=cpu, cores=os.cpu_count(),
-                  commit=transfer_module().source_commit())
+                  cpu=cpu, cores=os.cpu_count(), commit=commit)
     with open(output, 'w') as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result, indent=1))

@@ -150,6 +150,32 @@ def test_batches_read_one_view_of_each_visit(transfer):
     assert views_read == {(p, v) for p in range(2) for v in range(3)}
 
 
+def test_resumed_batches_read_the_same_views(transfer):
+    """Batches started at a later epoch read what the uninterrupted run
+    reads in that epoch: the same order, views and shifts."""
+    parts = [[np.full((6, 3, 3, 1), 10 * view + part, dtype='float16')
+              + np.arange(6, dtype='float16').reshape(6, 1, 1, 1) / 10
+              for view in range(3)] for part in range(2)]
+    labels = np.eye(10, dtype='float32')[:6]
+    running = transfer.CachedBatches(parts, labels, 4, seed=1, shift=1)
+    running.on_epoch_end()
+    running.on_epoch_end()
+    resumed = transfer.CachedBatches(parts, labels, 4, seed=1, shift=1,
+                                     first_epoch=2)
+    for index in range(len(running)):
+        for ours, theirs in zip(resumed[index], running[index]):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_training_parts_mirror_only_with_flips(transfer):
+    """Without flips no training mirror is cached; with them, one per
+    copy."""
+    assert transfer.training_parts(False, 2) == [
+        ['fit', 'fit_crop1', 'fit_crop2']]
+    assert transfer.training_parts(True, 1) == [
+        ['fit', 'fit_crop1'], ['fit_flipped', 'fit_crop1_flipped']]
+
+
 def test_crop_copies_move_each_image_within_the_padding(transfer):
     """A crop copy keeps the images' order (so their labels) and moves
     each by at most CROP_PIXELS each way; the same copy number gives the

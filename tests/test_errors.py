@@ -91,7 +91,7 @@ def test_unwritable_location(work, cifar_dir, option):
 @pytest.mark.parametrize('args', [['--epochs', '0'], ['--batch-size', '-4'],
                                   ['--image-size', '0'],
                                   ['--learning-rate', '-1'],
-                                  ['--holdout', '0'],
+                                  ['--holdout', '0'], ['--crops', '-1'],
                                   ['--backbone', 'NoSuchNet']])
 def test_nonsensical_numbers(work, cifar_dir, args):
     """Zero or negative sizes, unknown backbones: refused up front."""
