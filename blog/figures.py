@@ -145,8 +145,8 @@ def confusion(model_path, data_dir, out):
     model = transfer.K.models.load_model(model_path)
     predicted = model.predict(transfer.preprocess_data(
         images[:exact], labels)[0], verbose=0).argmax(1)
-    matrix = np.zeros((10, 10), int)
-    np.add.at(matrix, (labels, predicted), 1)
+    matrix = np.bincount(10 * labels + predicted, minlength=100).reshape(
+        10, 10)
     fig, ax = plt.subplots(figsize=(6, 5.5))
     ax.imshow(matrix, cmap='Blues')
     for (i, j), value in np.ndenumerate(matrix):

@@ -93,12 +93,10 @@ def last(runs, test, role):
 
 
 class Data:
-    """The runs, results/*.json and *.txt, the script's constants, and the
-    runs of each role: reported (the last without a preset that wrote
-    cifar10.h5), fast (the last fast run graded), today (the default on
-    TFLite, reported's CPU), seeds (on the stack and CPU with the most),
-    stack_rows (the latest default that extracted per stack, engine, CPU;
-    the fast run)."""
+    """The runs, results/, the script's constants, and the runs of each
+    role: reported (the last non-preset run that wrote cifar10.h5), fast
+    (the last graded), today (TFLite, reported's CPU), seeds (the stack and
+    CPU with the most), stack_rows (latest per stack, engine, CPU)."""
 
     def __init__(self, records, results, texts, constants=None):
         """Normalise the records; find the runs of each role."""
@@ -142,6 +140,11 @@ class Data:
         self.bar, self.exact = (self.const[k] for k in (
             'TASK_ACCURACY', 'EXACT_TEST_IMAGES'))
         self.level = '{:g}'.format(100 * self.bar)  # the race's name of it
+        rate = {s['name']: s['images_per_second'] for s in results[
+            'throughput']['settings']}
+        self.rates = dict(results['throughput'][  # images/s, best rounds
+            'bandwidth_bound_images_per_second'], keras=rate['pipeline'],
+            lite=rate['TFLite (XNNPACK)'])  # bounds: memory traffic
         # the grader's accuracies, exact images first
         self.grades = {n[:-4]: [float(a) for _, a in sorted(re.findall(
             r'on (\d+) test images.*?accuracy: (\d\.\d+)', t, re.S),
@@ -160,9 +163,7 @@ def load(log=os.path.join(RESULTS, 'experiments.jsonl'), results=RESULTS):
 
 # ------------------------------------------------------------- values
 
-def pct(fraction):
-    """An accuracy in percent with one decimal: 95.6%."""
-    return '{:.1f}%'.format(100 * fraction)
+pct = '{:.1%}'.format  # an accuracy: 95.6%
 
 
 def points(difference):
@@ -200,6 +201,7 @@ def run_values(r):
          'holdout_images': whole(r['config']['holdout']),
          'stack': r['machine']['stack'], 'cpu': r['machine']['cpu'].replace(
              '(R)', ''), 'engine': ENGINES[r['engine']],
+         'train_acc': pct(r['epochs'][-1]['accuracy']),
          'epochs': n, 'for_epochs': 'for {} epoch{}'.format(n, 's'[:n != 1]),
          'size': r['config']['image_size'], 'cores': r['machine']['cores'],
          'cut': r['cut'], 'params': whole(r['trainable_params'])}
@@ -256,9 +258,8 @@ def values(d):
 
 
 def results_values(d):
-    """The race (race.*), the epoch benchmark at run 6's cut and input and
-    its 224 px twin (bm.*; bm.wins: the first epoch after which run 6,
-    extraction counted, beats the estimate without the cache)."""
+    """The race (race.*), the throughput study (tp.*), the epoch benchmark
+    (bm.*; bm.wins: run 6's first epoch ahead of no cache)."""
     race, usual = d.results['time_to_accuracy'], d.curves['usual']
     v = {'race.holdout': whole(race['holdout']), 'race.cores': race['cores'],
          'race.budget': '{:g}'.format(race['config']['budget_minutes']),
@@ -273,21 +274,13 @@ def results_values(d):
         v.update(('race.{}.to{}'.format(name, level), 'not reached' if s is
                   None else minutes(s)) for level, s in c[
                       'seconds_to'].items())
-    b, b224 = d.results['benchmark'], d.results['benchmark_224']
-    ms = {t['method']: 1000 * t['seconds_per_image'] for t in b['training']}
-    run6, ratio = d.runs[5], b['epoch_speedup']
-    rate, rate224 = (x['extraction'][0]['images_per_second']
-                     for x in (b, b224))  # float32 first
-    v.update({'bm.cached_ms': '{:.1f}'.format(ms['cached']),
-              'bm.nocache_ms': '{:.1f}'.format(ms['no_cache']),
-              'bm.ratio': '{:.1f}'.format(ratio),
-              'bm.ratio224': '{:.1f}'.format(b224['epoch_speedup']),
+    run6, ratio = d.runs[5], d.results['benchmark']['epoch_speedup']
+    v.update({'bm.ratio': '{:.1f}'.format(ratio),
               'bm.wins': next(e['epoch'] for e in run6['epochs'] if run6[
                   'timings']['extract'] + e['seconds'] < ratio * e[
-                      'seconds']),
-              'bm.images': whole(b['config']['images']),
-              'bm.rate': whole(rate), 'bm.rate224': whole(rate224),
-              'bm.size_gain': '{:.0%}'.format(rate / rate224 - 1)})
+                      'seconds'])})
+    v.update(('tp.' + k, whole(x)) for k, x in d.rates.items())
+    v['tp.ratio'] = '{:.1f}'.format(d.rates['lite'] / d.rates['keras'])
     return v
 
 
@@ -355,8 +348,8 @@ def sweep_leads(d, view):
     held-out accuracy, in one view."""
     ranked = sorted((r['accuracy_by_view'][view]['holdout'], r['cut'])
                     for r in d.sweep)[::-1]
-    best = ranked[0][0]
-    return ranked[0][1], best - ranked[1][0], best - ranked[-1][0]
+    return ranked[0][1], ranked[0][0] - ranked[1][0], ranked[0][0] - \
+        ranked[-1][0]
 
 
 # name, the statement it guards, its check (a function of Data)
@@ -410,6 +403,10 @@ CLAIMS = [
     ('big_levers', 'the earlier cut (runs 10, 8) and all the data (runs '
      '8, 12) each gained at least twice the rule', lambda d: min(
          d.held[8] - d.held[10], d.held[12] - d.held[8]) >= 2 * RULE),
+    ('crops_no_gain', 'two crop copies gained with neither seed (runs 32-35)',
+     lambda d: d.held[33] <= d.held[32] and d.held[35] <= d.held[34]),
+    ('lite_fuses', 'TFLite passed the unfused memory bound, Keras did not',
+     lambda d: d.rates['lite'] > d.rates['unfused'] > d.rates['keras']),
     ('race_order', 'in the race the usual recipe never reached the task\'s '
      'bar; the fast preset did, and the default did at its first check',
      lambda d: [d.curves[m]['seconds_to'][d.level] for m in (

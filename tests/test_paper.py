@@ -98,7 +98,8 @@ def test_every_percentage_is_measured(data):
     for r in data.runs:
         views = list(r['accuracy_by_view'].values()) + [r['accuracy']]
         measured |= {report.pct(x) for view in views for x in view.values()}
-        measured |= {report.pct(e['val_accuracy']) for e in r['epochs']}
+        measured |= {report.pct(e[k]) for e in r['epochs']
+                     for k in ('accuracy', 'val_accuracy')}
     for curve in data.curves.values():
         measured |= {report.pct(p['accuracy']) for p in curve['points']}
     measured |= {report.pct(x) for x in sum(data.grades.values(), [])}
