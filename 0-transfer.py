@@ -42,9 +42,33 @@ import time
 import urllib.error
 import warnings
 
-# TensorFlow 2.6 leaves oneDNN off unless asked (it doubles the frozen
-# pass there); later versions turn it on by default.  Read at import.
-os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+def cpu_vendor():
+    """Return the CPU's vendor_id from /proc/cpuinfo ('' without one)."""
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('vendor_id'):
+                    return line.split(':', 1)[1].strip()
+    return ''
+
+
+def onednn_crashes():
+    """Whether this is TensorFlow 2.6 on an AMD CPU, where its oneDNN dies
+    of SIGFPE (seen on Zen 4 in this project's VMs, even in a pooling layer,
+    whatever DNNL_MAX_CPU_ISA says)."""
+    try:
+        version = metadata.version('tensorflow')
+    except metadata.PackageNotFoundError:
+        return False
+    return version.startswith('2.6.') and cpu_vendor() == 'AuthenticAMD'
+
+
+# Read when TensorFlow is imported.  TensorFlow 2.6 leaves oneDNN off
+# unless asked (it doubles the frozen pass there on Intel); later versions
+# turn it on by default.
+if not onednn_crashes():
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -406,12 +406,12 @@ def race_levels():
 def time_to_levels(points):
     """Seconds to each of race_levels() (None if never reached) and the
     best accuracy, from a curve's points (seconds, accuracy)."""
-    reached = {}
+    seconds_to = {}
     for level in race_levels():
         times = [p['seconds'] for p in points
                  if reached(p['accuracy'], level)]
-        reached['{:.0f}'.format(100 * level)] = min(times, default=None)
-    return {'seconds_to': reached,
+        seconds_to['{:.0f}'.format(100 * level)] = min(times, default=None)
+    return {'seconds_to': seconds_to,
             'best_accuracy': max(p['accuracy'] for p in points)}
 
 
