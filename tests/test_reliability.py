@@ -325,8 +325,8 @@ EXTRACT = textwrap.dedent('''
         'MobileNetV2', 96, None, 'Conv1_relu', 0.0)
     sizes = [np.prod(extractor.output.shape[1:]) * 2 / 2 ** 20]
     images = np.random.default_rng(0).integers(
-        0, 256, (1024, 32, 32, 3), dtype=np.uint8)
-    for count in (256, 1024):
+        0, 256, (2048, 32, 32, 3), dtype=np.uint8)
+    for count in (256, 1024, 2048):
         sizes.append(peak_while(transfer.cached_features,
                                 transfer.FrozenPass(extractor, 8),
                                 images[:count], str(count), sys.argv[1], {{}}))
@@ -335,12 +335,15 @@ EXTRACT = textwrap.dedent('''
 
 
 def test_extraction_memory_does_not_grow_with_images(tmp_path):
-    """Peak memory while caching 256 images, then 1,024.
+    """Peak memory while caching 256 images (warming the allocator up),
+    1,024, then 2,048.
 
-    The 768 more images leave 108 MiB of activations.  Streamed into the
+    The 1,024 more images leave 144 MiB of activations.  Streamed into the
     memory-mapped cache 128 at a time (16 batches of 8), the peak grows by
     far less than half of that; holding all the outputs at once (one
     predict call, or a list of the chunks before writing) grows it by more.
+    (From 256 to 1,024 images TensorFlow 2.6 without oneDNN grew by 49-57
+    MiB, 2,048 then added 19: warm-up, not growth with the images.)
     """
     script = tmp_path / 'extract.py'
     script.write_text(EXTRACT)
@@ -349,6 +352,6 @@ def test_extraction_memory_does_not_grow_with_images(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     line = [line for line in result.stdout.splitlines()
             if line.startswith('MiB ')][-1]
-    per_image, small, large = map(float, line.split()[1:])
-    assert large - small < 768 * per_image / 2, \
+    per_image, _, small, large = map(float, line.split()[1:])
+    assert large - small < 1024 * per_image / 2, \
         'peak grew {:.0f} MiB'.format(large - small)
