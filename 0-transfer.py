@@ -43,12 +43,12 @@ import urllib.error
 import warnings
 
 
-def cpu_vendor():
-    """Return the CPU's vendor_id from /proc/cpuinfo ('' without one)."""
+def cpuinfo(field):
+    """Return the first value of field in /proc/cpuinfo ('' without one)."""
     with contextlib.suppress(OSError):
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('vendor_id'):
+                if line.startswith(field):
                     return line.split(':', 1)[1].strip()
     return ''
 
@@ -61,7 +61,8 @@ def onednn_crashes():
         version = metadata.version('tensorflow')
     except metadata.PackageNotFoundError:
         return False
-    return version.startswith('2.6.') and cpu_vendor() == 'AuthenticAMD'
+    return version.startswith('2.6.') and cpuinfo('vendor_id') == \
+        'AuthenticAMD'
 
 
 # Read when TensorFlow is imported.  TensorFlow 2.6 leaves oneDNN off
@@ -1076,12 +1077,7 @@ def peak_memory_mib():
 
 def machine_description():
     """Return versions and CPU facts for the experiment log."""
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        with open('/proc/cpuinfo') as f:
-            names = [line.split(':', 1)[1].strip() for line in f
-                     if line.startswith('model name')]
-        cpu = names[0] if names else cpu
+    cpu = cpuinfo('model name') or platform.processor()
     package, version = keras_stack().split()
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
             'keras': version, 'legacy_keras': package == 'tf_keras',
