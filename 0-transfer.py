@@ -116,6 +116,9 @@ OPTIONS = {
     'seed': (0, 'the head\'s initial weights, batch order, shifts'),
     'shift': (1, 'random translation of the cached maps while training, '
               'in cells (0: none)'),
+    'mixup': (0.0, 'mix each cached training map and its label with '
+              'another of the batch, in proportions drawn from '
+              'Beta(a, a) (0: none)'),
     'flips': (True, 'cache and train on mirrored copies too'),
     'crops': (0, 'cache this many pad-and-crop copies of the training '
               'images too (of their mirrors as well, with flips); each '
@@ -859,16 +862,20 @@ class CachedBatches(K.utils.Sequence):
     drawn anew every epoch.  A cell of an n x n map spans 32/n of the
     original 32 pixels (3.2 for a 10x10 map): one cell is close to the
     usual 4-pixel pad-and-crop augmentation of CIFAR training.
-    Epoch e's order, views and shifts depend on (seed, e) alone, so a run
-    resumed at first_epoch draws what the uninterrupted run would have.
+    mixup: mix each map and its label with the batch's map and label in
+    the mirrored position (mixup of cached activations), in proportions
+    drawn from Beta(mixup, mixup); 0 for none.
+    Epoch e's order, views, shifts and mixes depend on (seed, e) alone, so
+    a run resumed at first_epoch draws what the uninterrupted run would
+    have.
     """
 
     def __init__(self, parts, labels, batch_size, seed, shift=0,
-                 first_epoch=0):
+                 first_epoch=0, mixup=0):
         """Hold the parts (memory-mapped), one-hot labels and the seed."""
         super().__init__()
         self.parts, self.labels, self.batch_size = parts, labels, batch_size
-        self.shift, self.seed = shift, seed
+        self.shift, self.seed, self.mixup = shift, seed, mixup
         self.start_epoch(first_epoch)
 
     def __len__(self):
@@ -887,7 +894,13 @@ class CachedBatches(K.utils.Sequence):
             padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode='edge')
             x = np.stack([image[dy:dy + height, dx:dx + width] for image,
                           (dy, dx) in zip(padded, self.offsets[batch])])
-        return x.astype('float32'), self.labels[row]
+        x, y = x.astype('float32'), self.labels[row]
+        if self.mixup:
+            share = self.shares[batch].astype('float32')[:, None]
+            y = share * y + (1 - share) * y[::-1]
+            share = share[:, :, None, None]
+            x = share * x + (1 - share) * x[::-1]
+        return x, y
 
     def start_epoch(self, epoch):
         """Draw epoch's order, views and shifts, as the epoch to read
@@ -905,6 +918,8 @@ class CachedBatches(K.utils.Sequence):
                                     (len(self.order), 2))
         views = np.array([len(views) for views in self.parts])
         self.views = rng.integers(0, views[self.order // len(self.labels)])
+        if self.mixup:
+            self.shares = rng.beta(self.mixup, self.mixup, len(self.order))
 
 
 class EpochLog(K.callbacks.Callback):
@@ -988,7 +1003,7 @@ def fit_with_resume(classifier, parts, split, holdout_features, args,
             done, args.epochs, folder))
     epoch_log.batches = CachedBatches(
         parts, one_hot(split.fit_labels), args.batch_size, args.seed,
-        args.shift, first_epoch=done)
+        args.shift, first_epoch=done, mixup=args.mixup)
     compile_model(classifier, args.learning_rate, args.label_smoothing,
                   len(epoch_log.batches) * args.epochs)
     # shuffle=False: the batches shuffle themselves (Keras 2 would also
@@ -1364,9 +1379,9 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error('--{} must be a positive integer'
                          .format(name.replace('_', '-')))
-    if min(args.shift, args.train_images, args.crops) < 0:
-        parser.error('--shift, --train-images and --crops must be 0 or '
-                     'more')
+    if min(args.shift, args.train_images, args.crops, args.mixup) < 0:
+        parser.error('--shift, --train-images, --crops and --mixup must be '
+                     '0 or more')
     if args.learning_rate <= 0 or not 0 <= args.dropout < 1 \
             or not 0 <= args.label_smoothing < 1:
         parser.error('--learning-rate must be > 0; --dropout and '

@@ -248,3 +248,19 @@ def test_keras_runs_where_tensorflow_has_no_lite(transfer, default_extractor,
     np.testing.assert_array_equal(frozen(images.astype('float32')),
                                   expected)
     assert frozen.engine == 'keras'
+
+
+def test_mixup_mixes_each_map_with_its_own_label(transfer):
+    """Under mixup every training map is a blend of two images, and its
+    label is the same blend of theirs; the blends vary."""
+    images = 12
+    parts = [[np.arange(images, dtype='float16').reshape(images, 1, 1, 1)
+              * np.ones((1, 2, 2, 1), 'float16')]]
+    labels = np.eye(images, dtype='float32')
+    batches = transfer.CachedBatches(parts, labels, 4, seed=0, mixup=0.4)
+    x, y = zip(*(batches[i] for i in range(len(batches))))
+    x, y = np.concatenate(x), np.concatenate(y)
+    np.testing.assert_allclose(x[:, 0, 0, 0], y @ np.arange(images),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y.sum(1), 1, rtol=1e-6)
+    assert np.ptp(y.max(1)) > 0.1 and np.all(y.max(1) < 1)
