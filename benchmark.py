@@ -2,7 +2,7 @@
 """Benchmark the cached pipeline: epochs, extraction throughput, and time
 to accuracy against the usual public method.
 
-Three measurements, each a subcommand, each writing one file in results/:
+Four measurements, each a subcommand, each writing one file in results/:
 - epoch (results/benchmark.json): on one data subset, each in a fresh
   process, the frozen pass in float32 and mixed_bfloat16, and the time per
   training image with the cache and through the whole network; the time
@@ -15,7 +15,10 @@ Three measurements, each a subcommand, each writing one file in results/:
   seconds from process start for the fast preset, the default, and the
   usual public method (frozen ImageNet MobileNetV2, Lambda to 224, global
   pooling and a dense head, Keras fit on the images), all on one held-out
-  split; time to 87, 90, 93 and 95%.
+  split; time to 87, 90, 93 and 95%;
+- ensemble (results/ensemble.json): held-out accuracy of saved models
+  (--models, trained alike but for --seed) and of the average of their
+  predictions, the first k of them for each k.
 """
 import argparse
 import json
@@ -511,10 +514,44 @@ def race_benchmark(args):
     return {'curves': curves, 'holdout': int(holdout)}
 
 
+def ensemble_accuracies(probabilities, labels):
+    """Accuracy of each model's probabilities, and of the mean of the
+    first k models' for k = 1, 2, ..."""
+    def accuracy(p):
+        return float(np.mean(np.argmax(p, 1) == labels))
+    return {'each': [accuracy(p) for p in probabilities],
+            'first_k_averaged': [accuracy(np.mean(probabilities[:k], 0))
+                                 for k in range(1, len(probabilities) + 1)]}
+
+
+def ensemble_benchmark(args):
+    """Held-out accuracy of the saved --models alone and averaged, on the
+    default held-out split; each model named with the logged run that
+    wrote it."""
+    transfer = transfer_module()
+    split = transfer.load_split(args.data_dir,
+                                transfer.DEFAULTS['holdout'], 0)
+    images = split.holdout_images.astype('float32')
+    with open(args.log) as f:
+        records = [json.loads(line) for line in f]
+    runs, probabilities = [], []
+    for path in args.models:
+        writers = [r for r in records if os.path.abspath(
+            r['config']['output']) == os.path.abspath(path)]
+        runs.append(writers[-1]['finished'] if writers else None)
+        model = transfer.K.models.load_model(path)
+        probabilities.append(model.predict(
+            images, batch_size=args.batch_size, verbose=0))
+    return dict(ensemble_accuracies(probabilities, split.holdout_labels),
+                models=args.models, runs_finished=runs,
+                holdout=len(images))
+
+
 def main():
     """Run one benchmark and write its results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument('benchmark', choices=('epoch', 'throughput', 'race'))
+    parser.add_argument('benchmark', choices=('epoch', 'throughput', 'race',
+                                              'ensemble'))
     parser.add_argument('--data-dir', required=True)
     parser.add_argument('--weights', required=True)
     parser.add_argument('--images', type=int, default=512,
@@ -531,16 +568,21 @@ def main():
                         help='measurements of each setting (throughput)')
     parser.add_argument('--budget-minutes', type=float, default=25,
                         help='wall time of the usual method (race)')
+    parser.add_argument('--models', nargs='+', default=[],
+                        help='saved models to average (ensemble)')
     parser.add_argument('--log', default=os.path.join(
         RESULTS_DIR, 'experiments.jsonl'))
     parser.add_argument('--output', help='default: results/benchmark.json, '
-                        'throughput.json or time_to_accuracy.json')
+                        'throughput.json, time_to_accuracy.json or '
+                        'ensemble.json')
     args = parser.parse_args()
     output = args.output or os.path.join(RESULTS_DIR, {
         'epoch': 'benchmark.json', 'throughput': 'throughput.json',
-        'race': 'time_to_accuracy.json'}[args.benchmark])
+        'race': 'time_to_accuracy.json',
+        'ensemble': 'ensemble.json'}[args.benchmark])
     run = {'epoch': epoch_benchmark, 'throughput': throughput_benchmark,
-           'race': race_benchmark}[args.benchmark]
+           'race': race_benchmark,
+           'ensemble': ensemble_benchmark}[args.benchmark]
     cpu = {k: v for k, v in cpu_facts().items() if k != 'flags'}
     commit = transfer_module().source_commit()  # before: HEAD may move
     result = dict(run(args), config=vars(args), machine=platform.platform(),

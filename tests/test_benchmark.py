@@ -98,3 +98,15 @@ def test_time_to_levels_takes_the_first_point_at_each_level(benchmark):
     # 90% as float32 logs it (0.8999999761581421) counts as 90%
     points[2]['accuracy'] = float(np.float32(0.9))
     assert benchmark.time_to_levels(points)['seconds_to']['90'] == 30
+
+
+def test_ensemble_averages_the_first_k_models(benchmark):
+    """Three models, each right on two of three images; the mean of the
+    first two is right on one more than either, all three on all."""
+    labels = np.array([0, 1, 2])
+    first = np.array([[.6, .4, 0], [.1, .5, .4], [.45, .1, .45]])
+    second = np.array([[.3, .2, .5], [.2, .6, .2], [.1, .3, .6]])
+    third = np.array([[.7, .3, 0], [.6, .4, 0], [0, .2, .8]])
+    result = benchmark.ensemble_accuracies([first, second, third], labels)
+    assert result['each'] == pytest.approx([2 / 3, 2 / 3, 2 / 3])
+    assert result['first_k_averaged'] == pytest.approx([2 / 3, 1, 1])
