@@ -1379,7 +1379,8 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error('--{} must be a positive integer'
                          .format(name.replace('_', '-')))
-    if min(args.shift, args.train_images, args.crops, args.mixup) < 0:
+    if min(args.shift, args.train_images, args.crops) < 0 \
+            or not args.mixup >= 0:  # also refuses nan
         parser.error('--shift, --train-images, --crops and --mixup must be '
                      '0 or more')
     if args.learning_rate <= 0 or not 0 <= args.dropout < 1 \
