@@ -17,8 +17,8 @@ Four measurements, each a subcommand, each writing one file in results/:
   pooling and a dense head, Keras fit on the images), all on one held-out
   split; time to 87, 90, 93 and 95%;
 - ensemble (results/ensemble.json): held-out accuracy of saved models
-  (--models, trained alike but for --seed) and of the average of their
-  predictions, the first k of them for each k.
+  (--models) and of the average of their predictions, the first k of
+  them for each k.
 """
 import argparse
 import json
@@ -526,25 +526,28 @@ def ensemble_accuracies(probabilities, labels):
 
 def ensemble_benchmark(args):
     """Held-out accuracy of the saved --models alone and averaged, on the
-    default held-out split; each model named with the logged run that
-    wrote it."""
+    held-out split of the logged runs that wrote them (the last run logged
+    with each as --output), which must share it."""
     transfer = transfer_module()
-    split = transfer.load_split(args.data_dir,
-                                transfer.DEFAULTS['holdout'], 0)
-    images = split.holdout_images.astype('float32')
     with open(args.log) as f:
         records = [json.loads(line) for line in f]
-    runs, probabilities = [], []
+    runs = []
     for path in args.models:
         writers = [r for r in records if os.path.abspath(
             r['config']['output']) == os.path.abspath(path)]
-        runs.append(writers[-1]['finished'] if writers else None)
-        model = transfer.K.models.load_model(path)
-        probabilities.append(model.predict(
-            images, batch_size=args.batch_size, verbose=0))
+        if not writers:
+            sys.exit('no run in {} wrote {}'.format(args.log, path))
+        runs.append(writers[-1])
+    if len({r['config']['holdout'] for r in runs}) != 1:
+        sys.exit('the models were trained on different held-out splits')
+    split = transfer.load_split(args.data_dir,
+                                runs[0]['config']['holdout'], 0)
+    probabilities = [transfer.K.models.load_model(path).predict(
+        split.holdout_images.astype('float32'), batch_size=args.batch_size,
+        verbose=0) for path in args.models]
     return dict(ensemble_accuracies(probabilities, split.holdout_labels),
-                models=args.models, runs_finished=runs,
-                holdout=len(images))
+                models=args.models, holdout=len(split.holdout_labels),
+                runs_finished=[r['finished'] for r in runs])
 
 
 def main():
@@ -568,7 +571,7 @@ def main():
                         help='measurements of each setting (throughput)')
     parser.add_argument('--budget-minutes', type=float, default=25,
                         help='wall time of the usual method (race)')
-    parser.add_argument('--models', nargs='+', default=[],
+    parser.add_argument('--models', nargs='+',
                         help='saved models to average (ensemble)')
     parser.add_argument('--log', default=os.path.join(
         RESULTS_DIR, 'experiments.jsonl'))
