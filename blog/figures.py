@@ -75,10 +75,20 @@ def frontier(d, out):
                 r['cpu_logged'] and r['extracted'] else 'none')
         ax.annotate(r['number'], (x, y), xytext=(4, -3), fontsize=7,
                     textcoords='offset points')
+    for e in d.ensembles.values():  # k models averaged: their CPU-minutes
+        runs = [next(r for r in d.runs if r['finished'] == f)
+                for f in e['runs_finished']]
+        for k in range(2, len(runs) + 1):
+            x = sum(r['cpu_minutes'] for r in runs[:k])
+            y = 100 * e['first_k_averaged'][k - 1]
+            ax.plot(x, y, 'D', color='C2')
+            ax.annotate('+'.join(str(r['number']) for r in runs[:k]), (x, y),
+                        xytext=(4, -3), fontsize=7, textcoords='offset points')
     save(fig, ax, 'accuracy_vs_cpu_minutes.png', out, xlabel='CPU-minutes '
          '(user + system; hollow: cache reused, or wall minutes x cores)',
          ylabel='held-out accuracy (%)', title='Accuracy against compute, '
-         'every run\n(stars: the default; run {}: the committed model)'
+         'every run\n(stars: the default; run {}: the committed model; '
+         'diamonds: runs averaged)'
          .format(d.reported['number']))
 
 
