@@ -518,6 +518,7 @@ def ensemble_accuracies(probabilities, labels):
     """Accuracy of each model's probabilities, and of the mean of the
     first k models' for k = 1, 2, ..."""
     def accuracy(p):
+        """Fraction of the images whose top class is their label."""
         return float(np.mean(np.argmax(p, 1) == labels))
     return {'each': [accuracy(p) for p in probabilities],
             'first_k_averaged': [accuracy(np.mean(probabilities[:k], 0))

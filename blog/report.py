@@ -419,13 +419,24 @@ CLAIMS = [
      and max(map(abs, changes(d, (32, 37), (34, 41)))) < RULE
      and all(0 < x < RULE for x in changes(d, (32, 39), (34, 40)))),
     ('averaging_gains', 'the models of runs 32, 34, 33, 35, then 43, 44, '
-     'averaged: two beat each alone, four beat two', lambda d: [
+     'averaged: on 10,000 images two beat each alone and four beat two; on '
+     'all, two fell between the two alone', lambda d: [
          d.ensembles[n]['runs_finished'] for n in ('sweep', 'all')] == [
          [d.numbered[n]['finished'] for n in ns]
-         for ns in ((32, 34, 33, 35), (43, 44))] and all(
-         e['first_k_averaged'][1] > max(e['each'][:2])
-         for e in d.ensembles.values()) and d.ensembles['sweep'][
-         'first_k_averaged'][3] > d.ensembles['sweep']['first_k_averaged'][1]),
+         for ns in ((32, 34, 33, 35), (43, 44))] and max(d.ensembles['sweep'][
+             'each'][:2]) < d.ensembles['sweep']['first_k_averaged'][1] <
+     d.ensembles['sweep']['first_k_averaged'][3] and min(d.ensembles['all'][
+         'each']) < d.ensembles['all']['first_k_averaged'][1] < max(
+         d.ensembles['all']['each'])),
+    ('earlier_cut_on_all', 'runs 43, 44 gained over 12, 13 by less than '
+     'the rule; run 43 ran on run 31\'s CPU and engine', lambda d: all(
+         0 < x < RULE for x in changes(d, (12, 43), (13, 44))) and len({(
+             d.numbered[n]['engine'], d.numbered[n]['machine']['cpu'])
+             for n in (31, 43)}) == 1),
+    ('goal_missed', 'the best held-out accuracy measured is run 44\'s, short '
+     'of GOAL, and no average of models beat it', lambda d: max(
+         d.held.values()) == d.held[44] < GOAL and all(max(e[
+             'first_k_averaged']) < d.held[44] for e in d.ensembles.values())),
     ('lite_fuses', 'TFLite passed the unfused memory bound, Keras did not',
      lambda d: d.rates['lite'] > d.rates['unfused'] > d.rates['keras']),
     ('race_order', 'in the race the usual recipe never reached the task\'s '
