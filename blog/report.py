@@ -147,7 +147,7 @@ class Data:
         self.rates = dict(results['throughput'][  # images/s, best rounds
             'bandwidth_bound_images_per_second'], keras=rate['pipeline'],
             lite=rate['TFLite (XNNPACK)'])  # bounds: memory traffic
-        self.ensembles = {n[9:]: e for n, e in results.items()
+        self.ensembles = {n[len('ensemble_'):]: e for n, e in results.items()
                           if n.startswith('ensemble_')}  # sweep, all
         # the grader's accuracies, exact images first
         self.grades = {n[:-4]: [float(a) for _, a in sorted(re.findall(
@@ -401,12 +401,12 @@ CLAIMS = [
          sweep_leads(d, 'single')[1])),
     ('small_levers', '160 px lost nothing against 224 px (runs 2, 4); '
      'shifts (runs 2, 3) and six epochs with shifts (runs 4, 5) moved '
-     'held-out accuracy by less than the rule', lambda d: RULE > max(
-         d.held[2] - d.held[4], abs(d.held[3] - d.held[2]),
-         abs(d.held[5] - d.held[4])) and d.held[4] >= d.held[2]),
+     'held-out accuracy by less than the rule', lambda d: changes(
+         d, (2, 4))[0] >= 0 and max(map(abs, changes(d, (2, 3), (4, 5))))
+     < RULE),
     ('big_levers', 'the earlier cut (runs 10, 8) and all the data (runs '
-     '8, 12) each gained at least twice the rule', lambda d: min(
-         d.held[8] - d.held[10], d.held[12] - d.held[8]) >= 2 * RULE),
+     '8, 12) each gained at least twice the rule', lambda d: min(changes(
+         d, (10, 8), (8, 12))) >= 2 * RULE),
     ('levers_at_ten_thousand', 'on 10,000 images, with both seeds: crop '
      'copies (runs 33, 35) and mixup (38, 42) lost, by less than the rule, '
      'mixup after every epoch; 192 px (37, 41) moved less than the rule, one '
