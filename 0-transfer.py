@@ -132,8 +132,8 @@ OPTIONS = {
     'cache_dir': ('cache', 'where the frozen prefix\'s activations are '
                   'cached'),
     'output': ('cifar10.h5', 'the saved model'),
-    'log': (os.path.join('results', 'experiments.jsonl'),
-            'experiment log, one JSON record appended per run'),
+    'log': ('results/experiments.jsonl', 'experiment log, one JSON record '
+            'appended per run'),
     'note': ('', 'why this run was made (kept in the log)'),
 }
 DEFAULTS = {name: default for name, (default, _) in OPTIONS.items()}

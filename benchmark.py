@@ -551,13 +551,14 @@ def ensemble_benchmark(args):
                 runs_finished=[r['finished'] for r in runs])
 
 
-def main():
+def main(argv=None):
     """Run one benchmark and write its results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('benchmark', choices=('epoch', 'throughput', 'race',
                                               'ensemble'))
     parser.add_argument('--data-dir', required=True)
-    parser.add_argument('--weights', required=True)
+    parser.add_argument('--weights', help='backbone weights (all but '
+                        'ensemble)')
     parser.add_argument('--images', type=int, default=512,
                         help='training images timed (epoch, throughput)')
     defaults = transfer_module().DEFAULTS
@@ -579,7 +580,11 @@ def main():
     parser.add_argument('--output', help='default: results/benchmark.json, '
                         'throughput.json, time_to_accuracy.json or '
                         'ensemble.json')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    needed = 'models' if args.benchmark == 'ensemble' else 'weights'
+    if not getattr(args, needed):
+        parser.error('the {} benchmark needs --{}'.format(args.benchmark,
+                                                          needed))
     output = args.output or os.path.join(RESULTS_DIR, {
         'epoch': 'benchmark.json', 'throughput': 'throughput.json',
         'race': 'time_to_accuracy.json',

@@ -64,8 +64,7 @@ def method(d, out):
 
 
 def frontier(d, out):
-    """Held-out accuracy against CPU-minutes, every run; the default's
-    runs (the race's included) starred."""
+    """Held-out accuracy against CPU-minutes, every run; default starred."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in d.runs:
         star = report.options(r) == report.options(d.reported)
@@ -76,13 +75,12 @@ def frontier(d, out):
         ax.annotate(r['number'], (x, y), xytext=(4, -3), fontsize=7,
                     textcoords='offset points')
     for e in d.ensembles.values():  # k models averaged: their CPU-minutes
-        runs = [next(r for r in d.runs if r['finished'] == f)
-                for f in e['runs_finished']]
-        for k in range(2, len(runs) + 1):
-            x = sum(r['cpu_minutes'] for r in runs[:k])
-            y = 100 * e['first_k_averaged'][k - 1]
+        for k in range(2, len(e['runs']) + 1):
+            runs = e['runs'][:k]
+            x, y = sum(r['cpu_minutes'] for r in runs), 100 * e[
+                'first_k_averaged'][k - 1]
             ax.plot(x, y, 'D', color='C2')
-            ax.annotate('+'.join(str(r['number']) for r in runs[:k]), (x, y),
+            ax.annotate('+'.join(str(r['number']) for r in runs), (x, y),
                         xytext=(4, -3), fontsize=7, textcoords='offset points')
     save(fig, ax, 'accuracy_vs_cpu_minutes.png', out, xlabel='CPU-minutes '
          '(user + system; hollow: cache reused, or wall minutes x cores)',
@@ -92,27 +90,8 @@ def frontier(d, out):
          .format(d.reported['number']))
 
 
-def learning_curves(d, out):
-    """Held-out accuracy after each epoch against wall minutes since the
-    start, the runs of Table 2."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, r in d.stack_rows:
-        t = r['timings']
-        start = t['load_data'] + t['build'] + t['extract']
-        ax.plot([(start + e['seconds']) / 60 for e in r['epochs']],
-                [100 * e['val_accuracy'] for e in r['epochs']], 'o-',
-                label='run {}: {}, {}, {}'.format(
-                    r['number'], name, r['machine']['stack'],
-                    report.ENGINES[r['engine']]))
-    ax.legend(fontsize=7)
-    save(fig, ax, 'learning_curves.png', out, title='Learning curves',
-         xlabel='wall minutes since the start (extraction included)',
-         ylabel='held-out accuracy (%)')
-
-
 def cut_sweep(d, out):
-    """Single-view held-out accuracy after each epoch, per cut, and the
-    saved model's mirror-averaged accuracy (stars)."""
+    """Held-out accuracy after each epoch, per cut; the saved model's."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, r in enumerate(d.sweep):
         epochs = [e['epoch'] for e in r['epochs']]
@@ -127,8 +106,7 @@ def cut_sweep(d, out):
 
 
 def race(d, out):
-    """Held-out accuracy after each epoch of each method of the race
-    against wall minutes since its process started; the levels dashed."""
+    """Held-out accuracy after each epoch against wall minutes, per method."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, c in d.curves.items():
         ax.plot([p['seconds'] / 60 for p in c['points']],
@@ -176,7 +154,7 @@ def main(argv=None):
                         'confusion matrix (needs TensorFlow)')
     parser.add_argument('--output-dir', default=report.BLOG)
     args, d = parser.parse_args(argv), report.load()
-    for draw in (method, frontier, learning_curves, cut_sweep, race):
+    for draw in (method, frontier, cut_sweep, race):
         draw(d, args.output_dir)
     if args.data_dir:
         confusion(os.path.join(report.PROJECT, 'cifar10.h5'), args.data_dir,

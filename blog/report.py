@@ -35,27 +35,22 @@ class RenderError(ValueError):
 
 
 def literal(node):
-    """A node's literal value, a dict's literal entries, or None."""
+    """A node's literal value, or None."""
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError):
-        if isinstance(node, ast.Dict):  # OPTIONS: its log path is computed
-            return {literal(k): literal(v) for k, v in zip(
-                node.keys, node.values) if literal(v) is not None}
+        return None
 
 
 def script_constants(path=os.path.join(PROJECT, '0-transfer.py')):
     """0-transfer.py's top-level literal assignments, read with ast."""
-    with open(path) as f:
-        body = ast.parse(f.read()).body
-    return {n.targets[0].id: literal(n.value) for n in body
-            if isinstance(n, ast.Assign) and len(n.targets) == 1
-            and isinstance(n.targets[0], ast.Name)}
+    body = ast.parse(pathlib.Path(path).read_text()).body
+    return {n.targets[0].id: literal(n.value) for n in body if isinstance(
+        n, ast.Assign) and isinstance(n.targets[0], ast.Name)}
 
 
 def normalise(raw, number):
-    """A record of any vintage in today's shape: options not there yet at
-    their value then, renamed fields, commit, stack, CPU-minutes."""
+    """A record of any vintage in today's shape, with derived fields."""
     r = json.loads(json.dumps(raw))
     c, m = r['config'], r['machine']
     r['raw_config'] = dict(c, cut=r['cut'])
@@ -95,9 +90,7 @@ def last(runs, test, role):
 
 class Data:
     """The runs, results/, the script's constants, and the runs of each
-    role: reported (the last non-preset run that wrote cifar10.h5), fast
-    (the last graded), today (TFLite, reported's CPU), seeds (the stack and
-    CPU with the most), stack_rows (latest per stack, engine, CPU)."""
+    role (reported: the committed model's; fast: the graded; and others)."""
 
     def __init__(self, records, results, texts, constants=None):
         """Normalise the records; find the runs of each role."""
@@ -147,8 +140,10 @@ class Data:
         self.rates = dict(results['throughput'][  # images/s, best rounds
             'bandwidth_bound_images_per_second'], keras=rate['pipeline'],
             lite=rate['TFLite (XNNPACK)'])  # bounds: memory traffic
-        self.ensembles = {n[len('ensemble_'):]: e for n, e in results.items()
-                          if n.startswith('ensemble_')}  # sweep, all
+        ran = {r['finished']: r for r in self.runs}.get
+        self.ensembles = {n[len('ensemble_'):]: dict(e, runs=[ran(
+            f) for f in e['runs_finished']]) for n, e in results.items()
+            if n.startswith('ensemble_')}  # sweep, all; runs: that wrote them
         # the grader's accuracies, exact images first
         self.grades = {n[:-4]: [float(a) for _, a in sorted(re.findall(
             r'on (\d+) test images.*?accuracy: (\d\.\d+)', t, re.S),
@@ -205,7 +200,6 @@ def run_values(r):
          'holdout_images': whole(r['config']['holdout']),
          'stack': r['machine']['stack'], 'cpu': r['machine']['cpu'].replace(
              '(R)', ''), 'engine': ENGINES[r['engine']],
-         'train_acc': pct(r['epochs'][-1]['accuracy']),
          'epochs': n, 'for_epochs': 'for {} epoch{}'.format(n, 's'[:n != 1]),
          'size': r['config']['image_size'], 'cores': r['machine']['cores'],
          'cut': r['cut'], 'params': whole(r['trainable_params'])}
@@ -256,14 +250,14 @@ def values(d):
     v.update(('diff.{}.{}'.format(a, b), points(d.held[b] - d.held[a]))
              for a in d.held for b in d.held)
     v.update(results_values(d))
-    v.update(('table.' + name, f(d)) for name, f in TABLES.items())
+    v['table.runs'], v['table.common'] = runs_table(d)
+    v['table.stacks'] = stacks_table(d)
     v['claims'] = '\n'.join('- `{}`: {}.'.format(n, t) for n, t, _ in CLAIMS)
     return v
 
 
 def results_values(d):
-    """The race (race.*), the throughput study (tp.*), the ensembles
-    (ens.*)."""
+    """The race's values (race.*), throughput's (tp.*), ensembles' (ens.*)."""
     race, usual = d.results['time_to_accuracy'], d.curves['usual']
     v = {'race.holdout': whole(race['holdout']), 'race.cores': race['cores'],
          'race.budget': '{:g}'.format(race['config']['budget_minutes']),
@@ -303,8 +297,7 @@ def flag(key, value):
 
 
 def runs_table(d):
-    """Appendix A: every run, its commit and options (those every run
-    shared apart), what it measured and cost, why it was made."""
+    """Appendix A: every run, options (shared ones apart), results, why."""
     common = {k: v for k, v in d.runs[0]['raw_config'].items()
               if k not in NOT_OPTIONS and
               all(r['raw_config'].get(k) == v for r in d.runs)}
@@ -339,24 +332,27 @@ def stacks_table(d):
                   'min end to end', 'CPU-min'], rows)
 
 
-TABLES = {'runs': lambda d: runs_table(d)[0], 'stacks': stacks_table,
-          'common': lambda d: runs_table(d)[1]}
-
-
 # ------------------------------------------------------------- claims
 
 def sweep_leads(d, view):
-    """(best cut, its lead over the second, over the last) in the sweep's
-    held-out accuracy, in one view."""
-    ranked = sorted((r['accuracy_by_view'][view]['holdout'], r['cut'])
-                    for r in d.sweep)[::-1]
-    return ranked[0][1], ranked[0][0] - ranked[1][0], ranked[0][0] - \
-        ranked[-1][0]
+    """(best cut, its lead over the second, over the last) in one view."""
+    (a, cut), (b, _), *_, (z, _) = sorted((r['accuracy_by_view'][view][
+        'holdout'], r['cut']) for r in d.sweep)[::-1]
+    return cut, a - b, a - z
 
 
-def changes(d, *pairs):
-    """Held-out accuracy of run b less run a's, for each pair (a, b)."""
-    return [d.held[b] - d.held[a] for a, b in pairs]
+def moved(d, low, high, *pairs):
+    """Whether run b's held-out accuracy less run a's is in (low, high)."""
+    return all(low < d.held[b] - d.held[a] < high for a, b in pairs)
+
+
+def averaging_gains(d):
+    """The claim of that name: its statement is in CLAIMS."""
+    sweep, both = d.ensembles['sweep'], d.ensembles['all']
+    k, two = sweep['first_k_averaged'], both['first_k_averaged'][1]
+    return [[r['number'] for r in e['runs']] for e in (sweep, both)] == [
+        [32, 34, 33, 35], [43, 44]] and max(sweep['each'][:2]) < k[1] < k[
+            3] and min(both['each']) < two < max(both['each'])
 
 
 # name, the statement it guards, its check (a function of Data)
@@ -395,42 +391,33 @@ CLAIMS = [
          0 < gain(r) < RULE for r in d.seeds.values())),
     ('sweep_order', 'in the sweep the default\'s cut led in both views, by '
      'the rule over the last cut and by less than it over the second in the '
-     'single view', lambda d: sweep_leads(d, 'single')[0] == sweep_leads(
-         d, 'mirror_average')[0] == d.defaults['cut'] and min(sweep_leads(
-             d, v)[2] for v in ('single', 'mirror_average')) >= RULE > (
-         sweep_leads(d, 'single')[1])),
+     'single view', lambda d: all(sweep_leads(d, v)[0] == d.defaults['cut']
+                                  and sweep_leads(d, v)[2] >= RULE for v in (
+                                      'single', 'mirror_average')) and
+     sweep_leads(d, 'single')[1] < RULE),
     ('small_levers', '160 px lost nothing against 224 px (runs 2, 4); '
      'shifts (runs 2, 3) and six epochs with shifts (runs 4, 5) moved '
-     'held-out accuracy by less than the rule', lambda d: changes(
-         d, (2, 4))[0] >= 0 and max(map(abs, changes(d, (2, 3), (4, 5))))
-     < RULE),
+     'held-out accuracy by less than the rule', lambda d: moved(
+         d, 0, 1, (2, 4)) and moved(d, -RULE, RULE, (2, 3), (4, 5))),
     ('big_levers', 'the earlier cut (runs 10, 8) and all the data (runs '
-     '8, 12) each gained at least twice the rule', lambda d: min(changes(
-         d, (10, 8), (8, 12))) >= 2 * RULE),
+     '8, 12) each gained at least twice the rule', lambda d: moved(
+         d, 2 * RULE, 1, (10, 8), (8, 12))),
     ('levers_at_ten_thousand', 'on 10,000 images, with both seeds: crop '
      'copies (runs 33, 35) and mixup (38, 42) lost, by less than the rule, '
      'mixup after every epoch; 192 px (37, 41) moved less than the rule, one '
      'seed each way; the cut after block_3 (39, 40) gained, by less than it',
-     lambda d: all(-RULE < x < 0 for x in changes(
-         d, (32, 33), (34, 35), (32, 38), (34, 42))) and all(
-         a['val_accuracy'] > b['val_accuracy'] for m, n in ((32, 38), (34, 42))
-         for a, b in zip(d.numbered[m]['epochs'], d.numbered[n]['epochs']))
-     and changes(d, (32, 37))[0] * changes(d, (34, 41))[0] < 0
-     and max(map(abs, changes(d, (32, 37), (34, 41)))) < RULE
-     and all(0 < x < RULE for x in changes(d, (32, 39), (34, 40)))),
+     lambda d: moved(d, -RULE, 0, (32, 33), (34, 35), (32, 38), (34, 42))
+     and all(a['val_accuracy'] > b['val_accuracy'] for m, n in ((32, 38), (
+         34, 42)) for a, b in zip(d.numbered[m]['epochs'], d.numbered[n][
+             'epochs'])) and moved(d, -RULE, RULE, (32, 37), (34, 41)) and
+     moved(d, 0, 1, (32, 37)) != moved(d, 0, 1, (34, 41)) and moved(
+         d, 0, RULE, (32, 39), (34, 40))),
     ('averaging_gains', 'the models of runs 32, 34, 33, 35, then 43, 44, '
      'averaged: on 10,000 images two beat each alone and four beat two; on '
-     'all, two fell between the two alone', lambda d: [
-         d.ensembles[n]['runs_finished'] for n in ('sweep', 'all')] == [
-         [d.numbered[n]['finished'] for n in ns]
-         for ns in ((32, 34, 33, 35), (43, 44))] and max(d.ensembles['sweep'][
-             'each'][:2]) < d.ensembles['sweep']['first_k_averaged'][1] <
-     d.ensembles['sweep']['first_k_averaged'][3] and min(d.ensembles['all'][
-         'each']) < d.ensembles['all']['first_k_averaged'][1] < max(
-         d.ensembles['all']['each'])),
+     'all, two fell between the two alone', averaging_gains),
     ('earlier_cut_on_all', 'runs 43, 44 gained over 12, 13 by less than '
-     'the rule; run 43 ran on run 31\'s CPU and engine', lambda d: all(
-         0 < x < RULE for x in changes(d, (12, 43), (13, 44))) and len({(
+     'the rule; run 43 ran on run 31\'s CPU and engine', lambda d: moved(
+         d, 0, RULE, (12, 43), (13, 44)) and len({(
              d.numbered[n]['engine'], d.numbered[n]['machine']['cpu'])
              for n in (31, 43)}) == 1),
     ('goal_missed', 'the best held-out accuracy measured is run 44\'s, short '
@@ -455,11 +442,10 @@ def broken_claims(d):
     broken = []
     for name, text, check in CLAIMS:
         try:
-            held = check(d)
+            if not check(d):
+                broken.append('{}: {}'.format(name, text))
         except (KeyError, IndexError, TypeError, ValueError) as error:
-            held, text = False, '{} ({!r})'.format(text, error)
-        if not held:
-            broken.append('{}: {}'.format(name, text))
+            broken.append('{}: {} ({!r})'.format(name, text, error))
     return broken
 
 
@@ -485,15 +471,12 @@ def with_table(readme, d):
 
 def main():
     """Render blog/paper.md and README.md's table in place."""
-    d = load()
-    paper, readme = (os.path.join(PROJECT, name)
-                     for name in ('blog/paper.md', 'README.md'))
-    with open(os.path.join(BLOG, 'paper.template.md')) as f, \
-            open(readme) as g:  # both rendered before either is written
-        texts = {paper: render(f.read(), d), readme: with_table(g.read(), d)}
+    d, blog = load(), pathlib.Path(BLOG)
+    readme = pathlib.Path(PROJECT, 'README.md')
+    texts = {blog / 'paper.md': render((blog / 'paper.template.md').read_text(
+    ), d), readme: with_table(readme.read_text(), d)}  # both, then write
     for path, text in texts.items():
-        with open(path, 'w') as f:
-            f.write(text)
+        path.write_text(text)
         print('wrote', path)
 
 

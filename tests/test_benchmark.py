@@ -110,3 +110,15 @@ def test_ensemble_averages_the_first_k_models(benchmark):
     result = benchmark.ensemble_accuracies([first, second, third], labels)
     assert result['each'] == pytest.approx([2 / 3, 2 / 3, 2 / 3])
     assert result['first_k_averaged'] == pytest.approx([2 / 3, 1, 1])
+
+
+@pytest.mark.parametrize('name, needed', [('ensemble', '--models'),
+                                          ('throughput', '--weights')])
+def test_a_benchmark_names_the_argument_it_lacks(benchmark, capsys, name,
+                                                 needed):
+    """Each benchmark asks for what it uses, and only that: the ensemble
+    for models and no weights, the others for weights."""
+    with pytest.raises(SystemExit) as exit:
+        benchmark.main([name, '--data-dir', 'unused'])
+    error = capsys.readouterr().err.splitlines()[-1]  # after the usage
+    assert exit.value.code == 2 and needed in error

@@ -241,6 +241,6 @@ def test_sizes():
     paper = read(PAPER)
     assert len(paper[:paper.index('## Appendix')].split()) <= 4000
     assert sum(len(read(p).splitlines())
-               for p in glob.glob(os.path.join(BLOG, '*.py'))) <= 690
+               for p in glob.glob(os.path.join(BLOG, '*.py'))) <= 650
     assert len(read(README).splitlines()) <= 180
     assert len(read(__file__).splitlines()) <= 250
