@@ -116,9 +116,20 @@ def test_ensemble_averages_the_first_k_models(benchmark):
                                           ('throughput', '--weights')])
 def test_a_benchmark_names_the_argument_it_lacks(benchmark, capsys, name,
                                                  needed):
-    """Each benchmark asks for what it uses, and only that: the ensemble
-    for models and no weights, the others for weights."""
-    with pytest.raises(SystemExit) as exit:
+    """Each benchmark asks for what it uses: the ensemble for models, the
+    others for weights."""
+    with pytest.raises(SystemExit) as stop:
         benchmark.main([name, '--data-dir', 'unused'])
     error = capsys.readouterr().err.splitlines()[-1]  # after the usage
-    assert exit.value.code == 2 and needed in error
+    assert stop.value.code == 2 and needed in error
+
+
+def test_the_ensemble_needs_no_weights(benchmark, tmp_path):
+    """Without --weights, the ensemble goes on to look for the runs that
+    wrote its models in the log."""
+    log = tmp_path / 'log.jsonl'
+    log.write_text('')
+    with pytest.raises(SystemExit) as stop:
+        benchmark.main(['ensemble', '--data-dir', 'unused', '--models',
+                        'm.h5', '--log', str(log)])
+    assert 'wrote m.h5' in str(stop.value.code)
