@@ -56,6 +56,8 @@ def test_run_writes_model_and_log_record(trained):
                                      'train', 'save', 'evaluate'}
     assert set(first['accuracy']) == {'holdout', 'test', 'test_exact_0_999'}
     assert first['machine']['tensorflow'] and first['machine']['keras']
+    if os.path.exists('/proc/cpuinfo'):  # the CPU's generation, e.g. 25/17
+        assert re.fullmatch(r'\d+/\d+', first['machine']['cpu_family_model'])
     assert len(first['epochs']) == 1 and 'val_accuracy' in first['epochs'][0]
     # the epoch's end on the clock of the time-to-accuracy curves
     epoch = first['epochs'][0]
@@ -183,13 +185,17 @@ def test_help_lists_the_options():
         assert option in result.stdout
 
 
-def test_fast_preset_sets_its_defaults_and_options_win(transfer):
-    """--preset fast replaces the defaults; an explicit option wins."""
-    fast = transfer.parse_args(['--preset', 'fast'])
-    for name, value in transfer.PRESETS['fast'].items():
-        assert getattr(fast, name) == value, name
-    assert transfer.parse_args(['--preset', 'fast', '--epochs', '5']) \
+@pytest.mark.parametrize('preset', ['fast', 'accurate'])
+def test_a_preset_sets_its_defaults_and_options_win(transfer, preset):
+    """A preset replaces the defaults with options its backbone knows (its
+    cut is one of the backbone's layers); an explicit option wins."""
+    chosen = transfer.parse_args(['--preset', preset])
+    for name, value in transfer.PRESETS[preset].items():
+        assert getattr(chosen, name) == value, name
+    assert transfer.parse_args(['--preset', preset, '--epochs', '5']) \
         .epochs == 5
+    backbone = transfer.build_backbone(chosen.backbone, 96, None)
+    assert backbone.get_layer(chosen.cut)
     default = transfer.parse_args([])
     assert default.cut is None and default.flips and default.mirror
     assert default.epochs == transfer.DEFAULTS['epochs']
