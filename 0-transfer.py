@@ -1101,8 +1101,8 @@ def machine_description():
     return {'python': platform.python_version(), 'tensorflow': tf.__version__,
             'keras': version, 'legacy_keras': package == 'tf_keras',
             'numpy': np.__version__, 'cpu': cpu, 'cores': os.cpu_count(),
-            'cpu_family_model': '{}/{}'.format(  # tells Zen 4 from Zen 5
-                cpuinfo('cpu family'), cpuinfo('model\t')),
+            'cpu_family_model': '/'.join(filter(None, (  # Zen 4 or 5?
+                cpuinfo('cpu family'), cpuinfo('model\t')))),
             'script_sha256': sha256_of_file(os.path.abspath(__file__)),
             'commit': source_commit()}
 

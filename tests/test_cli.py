@@ -36,7 +36,7 @@ def records(work):
         return [json.loads(line) for line in f]
 
 
-def test_run_writes_model_and_log_record(trained):
+def test_run_writes_model_and_log_record(trained, transfer):
     """A run saves cifar10.h5 and appends a complete record."""
     work, _, _ = trained
     assert os.path.getsize(os.path.join(str(work), 'cifar10.h5')) > 0
@@ -56,7 +56,7 @@ def test_run_writes_model_and_log_record(trained):
                                      'train', 'save', 'evaluate'}
     assert set(first['accuracy']) == {'holdout', 'test', 'test_exact_0_999'}
     assert first['machine']['tensorflow'] and first['machine']['keras']
-    if os.path.exists('/proc/cpuinfo'):  # the CPU's generation, e.g. 25/17
+    if transfer.cpuinfo('cpu family'):  # x86: the CPU's generation, 25/17
         assert re.fullmatch(r'\d+/\d+', first['machine']['cpu_family_model'])
     assert len(first['epochs']) == 1 and 'val_accuracy' in first['epochs'][0]
     # the epoch's end on the clock of the time-to-accuracy curves
