@@ -140,10 +140,10 @@ class Data:
             'bandwidth_bound_images_per_second'], keras=rate['pipeline'],
             lite=rate['TFLite (XNNPACK)'])  # bounds: memory traffic
         ran = {r['finished']: r for r in self.runs}.get
-        self.ensembles = {n[len('ensemble_'):]: e for n, e in results.items()
-                          if n.startswith('ensemble_')}  # sweep, all
-        for name, e in self.ensembles.items():  # with the runs that wrote them
-            e['runs'] = [ran(f) for f in e['runs_finished']]
+        self.ensembles = {n[len('ensemble_'):]: dict(e, runs=[ran(
+            f) for f in e['runs_finished']]) for n, e in results.items()
+            if n.startswith('ensemble_')}  # sweep, all; with their runs
+        for name, e in self.ensembles.items():
             if None in e['runs']:
                 raise RenderError('ensemble_{}: a run not logged'.format(name))
         # the grader's accuracies, exact images first
@@ -472,10 +472,10 @@ def with_table(readme, d):
 
 def main():
     """Render blog/paper.md and README.md's table in place."""
-    d, blog = load(), pathlib.Path(BLOG)
+    d, template = load(), pathlib.Path(BLOG, 'paper.template.md').read_text()
     readme = pathlib.Path(PROJECT, 'README.md')
-    texts = {blog / 'paper.md': render((blog / 'paper.template.md').read_text(
-    ), d), readme: with_table(readme.read_text(), d)}  # both, then write
+    texts = {pathlib.Path(BLOG, 'paper.md'): render(template, d),
+             readme: with_table(readme.read_text(), d)}  # both, then write
     for path, text in texts.items():
         path.write_text(text)
         print('wrote', path)
