@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The command line end to end on tiny data: train, save, reload, grade."""
+import glob
 import importlib.util
 import json
 import os
@@ -7,6 +8,7 @@ import re
 import shutil
 
 import h5py
+import numpy as np
 import pytest
 
 from conftest import (PROJECT_DIR, TINY_ARGS, describe_saved_model,
@@ -204,9 +206,11 @@ def test_a_preset_sets_its_defaults_and_options_win(transfer, preset):
 def test_fast_preset_runs_end_to_end(tmp_path, learnable_cifar_dir,
                                      calibrated_weights, transfer):
     """The fast preset on tiny data: a model the grader can load, trained
-    on --train-images images without flips, logged as the fast preset."""
+    on --train-images images without flips, scored on the first
+    --test-images test images, logged as the fast preset."""
     result = run_transfer(['--preset', 'fast', '--image-size', '32',
                            '--holdout', '20', '--train-images', '100',
+                           '--test-images', '25',
                            '--batch-size', '16', '--data-dir',
                            learnable_cifar_dir, '--weights',
                            calibrated_weights], tmp_path)
@@ -218,6 +222,9 @@ def test_fast_preset_runs_end_to_end(tmp_path, learnable_cifar_dir,
     assert set(record['cache_reused']) == {
         'fit', 'holdout', 'holdout_flipped', 'test', 'test_flipped'}
     assert len(record['epochs']) == transfer.PRESETS['fast']['epochs']
+    for name in ('test', 'test_flipped'):
+        cached, = glob.glob(str(tmp_path / 'cache' / (name + '-*.npy')))
+        assert len(np.load(cached, mmap_mode='r')) == 25
     assert 0 < record['seconds_to_saved_model'] < record['wall_seconds'] + 60
     assert describe_saved_model(tmp_path) == ('Lambda', '(None, 10)', True)
 

@@ -92,6 +92,7 @@ def test_unwritable_location(work, cifar_dir, option):
                                   ['--image-size', '0'],
                                   ['--learning-rate', '-1'],
                                   ['--holdout', '0'], ['--crops', '-1'],
+                                  ['--test-images', '-1'],
                                   ['--mixup', '-0.2'], ['--mixup', 'nan'],
                                   ['--backbone', 'NoSuchNet']])
 def test_nonsensical_numbers(work, cifar_dir, args):
