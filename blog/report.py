@@ -54,9 +54,8 @@ def normalise(raw, number):
     r = json.loads(json.dumps(raw))
     c, m = r['config'], r['machine']
     r['raw_config'] = dict(c, cut=r['cut'])
-    for key, then in (('flips', True), ('mirror', False), ('shift', 0),
-                      ('train_images', 0), ('crops', 0), ('mixup', 0)):
-        c.setdefault(key, then)
+    c = r['config'] = dict(dict(flips=True, mirror=False, shift=0, crops=0,
+                                mixup=0, train_images=0, test_images=0), **c)
     c['preset'], c['cut'] = c.get('preset') or 'default', r['cut']
     if 'stage_peak_memory_mib' in r:
         r['peak_memory_mib_at_stage_end'] = r.pop('stage_peak_memory_mib')
@@ -363,14 +362,15 @@ CLAIMS = [
      lambda d: d.reported['number'] == 17 and d.reported['extracted'] and
      d.reported['machine']['tensorflow'][:4] == '2.6.' and options(
          d.reported) == {k: d.defaults[k] for k in options(d.reported)}),
-    ('runs_of_presets', 'the graded fast run used the script\'s fast preset, '
-     'from an empty cache, holding out fewer images than the default; runs '
-     '45 and 46 used the accurate preset\'s options', lambda d: d.fast[
-         'extracted'] and d.fast['config']['holdout'] < d.defaults[
-         'holdout'] and all(dict(d.defaults, **d.const['PRESETS'][p])[
-             k] == x for p, n in (('fast', d.fast['number']), ('accurate', 45),
-                                  ('accurate', 46)) for k, x in options(
-                 d.numbered[n]).items())),
+    ('runs_of_presets', 'the graded fast run used the fast preset, from an '
+     'empty cache, holding out fewer images than the default and scoring the '
+     'exact ones only; runs 45 and 46 used the accurate preset', lambda d: d
+     .fast['extracted'] and d.fast['config']['test_images'] == d.const[
+         'EXACT_TEST_IMAGES'] and d.fast['config']['holdout'] < d.defaults[
+         'holdout'] and all(dict(d.defaults, **d.const['PRESETS'][p])[k] == x
+                            for p, n in (('fast', d.fast['number']),
+                                         ('accurate', 45), ('accurate', 46))
+                            for k, x in options(d.numbered[n]).items())),
     ('grades_are_of_these_runs', 'results/grade.txt graded the committed '
      'model\'s run', lambda d: d.reported['finished'] in d.texts['grade.txt']),
     ('models_pass', 'the grader scores the committed model above the bar on '
