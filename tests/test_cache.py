@@ -222,11 +222,14 @@ def default_extractor(transfer, calibrated_weights):
                                  'block_6_project_BN', 0.2).extractor
 
 
+@pytest.mark.parametrize('cores', [1, 4])
 def test_engines_agree_within_the_cache_rounding(transfer, default_extractor,
-                                                 images):
+                                                 images, cores, monkeypatch):
     """TFLite (XNNPACK) and Keras predict give the same float16 features to
-    one float16 step (2**-10 relative): a cache does not depend on the
-    engine that made it."""
+    one float16 step (2**-10 relative), in order whatever the number of
+    cores sharing the images: a cache does not depend on the engine that
+    made it."""
+    monkeypatch.setattr(transfer.os, 'cpu_count', lambda: cores)
     keras = transfer.FrozenPass(default_extractor, 8, 'keras')
     lite = transfer.FrozenPass(default_extractor, 8)
     from_lite = lite(images.astype('float32')).astype('float32')
