@@ -694,22 +694,22 @@ def has_xnnpack():
                for op in lite_interpreter(content, 1)._get_ops_details())
 
 
-def lite_engine(extractor):
+def lite_engine(extractor, interpreters=None):
     """Return a function running extractor on images with TensorFlow
     Lite's XNNPACK delegate; None where this TensorFlow's Lite has no
     XNNPACK (2.6: there it is slower than Keras).
 
-    Each core runs its own one-thread interpreter on its share of the
-    images, one image at a time.  In probes, batch 1 ran fastest (630-703
-    images/s on 2 Xeon cores, batch 128: 523, Keras predict: 182-194), and
-    two one-thread interpreters ran 1.4-1.6 times as fast as one
-    interpreter on both cores (AMD Zen 4, same outputs).
+    The interpreters (default: one per core) share the cores and the
+    images, each running its share one image at a time.  In probes, batch
+    1 ran fastest (630-703 images/s on 2 Xeon cores, batch 128: 523), and
+    one interpreter per core beat one on both (benchmark.py throughput).
     """
     if not has_xnnpack():
         return None
     content = tf.lite.TFLiteConverter.from_keras_model(extractor).convert()
-    interpreters = [lite_interpreter(content, 1)
-                    for _ in range(os.cpu_count())]
+    count = interpreters or os.cpu_count()
+    interpreters = [lite_interpreter(content, max(1, os.cpu_count() // count))
+                    for _ in range(count)]
 
     def run_one(interpreter, images):
         """The outputs of one interpreter for images (invoke releases
@@ -739,11 +739,13 @@ class FrozenPass:
     agree to float32 rounding, far below the cache's float16 rounding, so
     caches do not depend on the engine."""
 
-    def __init__(self, extractor, batch_size, engine=None):
-        """engine: 'tflite' or 'keras' to choose it (tests, benchmark)."""
+    def __init__(self, extractor, batch_size, engine=None,
+                 interpreters=None):
+        """engine: 'tflite' or 'keras' to choose it; interpreters: see
+        lite_engine (tests, benchmark)."""
         self.extractor, self.batch_size = extractor, batch_size
         self.shape = tuple(extractor.output.shape[1:])
-        self.engine, self.run = engine, None
+        self.engine, self.interpreters, self.run = engine, interpreters, None
 
     def __call__(self, images):
         """Return the extractor's float16 outputs for float32 images."""
@@ -759,7 +761,7 @@ class FrozenPass:
         """lite_engine's function, or None (saying why) if converting the
         extractor fails: Keras predict runs every model."""
         try:
-            return lite_engine(self.extractor)
+            return lite_engine(self.extractor, self.interpreters)
         except Exception as error:  # a layer TFLite cannot convert, ...
             print('TensorFlow Lite failed ({}: {}); running Keras predict'
                   .format(type(error).__name__, error))

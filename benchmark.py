@@ -253,6 +253,8 @@ THROUGHPUT_SETTINGS = (
     + [{'name': 'threads: intra-op {}, inter-op {}'.format(a, e),
         'intra_op': a, 'inter_op': e} for a, e in ((1, 1), (2, 1), (1, 2))]
     + [{'name': 'TFLite (XNNPACK)', 'engine': 'tflite'},
+       {'name': 'TFLite, one interpreter on every core', 'engine': 'tflite',
+        'interpreters': 1},
        {'name': 'oneDNN off', 'env': {'TF_ENABLE_ONEDNN_OPTS': '0'}},
        {'name': 'mixed_bfloat16', 'policy': 'mixed_bfloat16'},
        {'name': 'XLA (jit_compile)', 'jit_compile': True}])
@@ -292,7 +294,8 @@ def measure_setting(args, setting):
     batch_size = setting.get('batch_size', transfer.DEFAULTS['batch_size'])
     chunk_batches = setting.get('chunk_batches', transfer.CHUNK_BATCHES)
     frozen = transfer.FrozenPass(extractor, batch_size,
-                                 setting.get('engine', 'keras'))
+                                 setting.get('engine', 'keras'),
+                                 setting.get('interpreters'))
 
     def extract():
         """The pipeline's extraction loop, its output dropped."""

@@ -44,8 +44,7 @@ def method(d, out):
             (1.9, 0.3, 2.9, 'cifar10.h5: one flat model\nLambda, prefix, '
              'suffix,\nhead, mirror average', '#eeeeee')]:
         ax.add_patch(matplotlib.patches.FancyBboxPatch(
-            (x, y), w, 1.1, boxstyle='round,pad=0.05', fc=colour,
-            ec='#555555'))
+            (x, y), w, 1.1, boxstyle='round,pad=0.05', fc=colour, ec='0.33'))
         ax.text(x + w / 2, y + 0.55, text, ha='center', va='center',
                 fontsize=8.5)
     for i, (start, end) in enumerate([
@@ -86,8 +85,7 @@ def frontier(d, out):
          '(user + system; hollow: cache reused, or wall minutes x cores)',
          ylabel='held-out accuracy (%)', title='Accuracy against compute, '
          'every run\n(stars: the default; run {}: the committed model; '
-         'diamonds: runs averaged)'
-         .format(d.reported['number']))
+         'diamonds: runs averaged)'.format(d.reported['number']))
 
 
 def cut_sweep(d, out):

@@ -452,9 +452,9 @@ def broken_claims(d):
 
 def render(template, d):
     """The template with its claims checked and placeholders filled."""
-    if broken_claims(d):
-        raise RenderError('claims the data no longer support:\n' +
-                          '\n'.join(broken_claims(d)))
+    broken = '\n'.join(broken_claims(d))
+    if broken:
+        raise RenderError('claims the data no longer support:\n' + broken)
     v = values(d)
     unknown = sorted(set(PLACEHOLDER.findall(template)) - set(v))
     if unknown:

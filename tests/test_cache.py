@@ -222,16 +222,18 @@ def default_extractor(transfer, calibrated_weights):
                                  'block_6_project_BN', 0.2).extractor
 
 
-@pytest.mark.parametrize('cores', [1, 4])
+@pytest.mark.parametrize('cores, interpreters',
+                         [(1, None), (4, None), (4, 1)])
 def test_engines_agree_within_the_cache_rounding(transfer, default_extractor,
-                                                 images, cores, monkeypatch):
+                                                 images, cores, interpreters,
+                                                 monkeypatch):
     """TFLite (XNNPACK) and Keras predict give the same float16 features to
-    one float16 step (2**-10 relative), in order whatever the number of
-    cores sharing the images: a cache does not depend on the engine that
-    made it."""
+    one float16 step (2**-10 relative), in order however many interpreters
+    share the images: a cache does not depend on the engine that made
+    it."""
     monkeypatch.setattr(transfer.os, 'cpu_count', lambda: cores)
     keras = transfer.FrozenPass(default_extractor, 8, 'keras')
-    lite = transfer.FrozenPass(default_extractor, 8)
+    lite = transfer.FrozenPass(default_extractor, 8, None, interpreters)
     from_lite = lite(images.astype('float32')).astype('float32')
     if lite.engine != 'tflite':
         pytest.skip('no XNNPACK in this TensorFlow\'s Lite (2.6)')
