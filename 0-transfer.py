@@ -150,7 +150,8 @@ PRESETS = {
     'fast': {'backbone': 'MobileNetV2', 'cut': 'block_13_project_BN',
              'image_size': 128, 'epochs': 1, 'train_images': 20000,
              'holdout': 2000, 'flips': False, 'batch_size': 64,
-             'learning_rate': 1e-3, 'test_images': 1000},
+             'learning_rate': 1e-3,
+             'test_images': 1000},  # EXACT_TEST_IMAGES, for report.py's ast
     # The best held-out accuracy we measured (runs 45, 46 of the log), for
     # longer training: three more blocks train, for four epochs.
     'accurate': {'backbone': 'MobileNetV2', 'cut': 'block_3_project_BN',
@@ -702,14 +703,17 @@ def lite_engine(extractor, interpreters=None):
     The interpreters (default: one per core) share the cores and the
     images, each running its share one image at a time.  In probes, batch
     1 ran fastest (630-703 images/s on 2 Xeon cores, batch 128: 523), and
-    one interpreter per core beat one on both (benchmark.py throughput).
+    one interpreter per core was steadier than one on both (AMD Zen 4,
+    benchmark.py throughput: 1,242 and 1,277 images/s against 1,221 and
+    829).
     """
     if not has_xnnpack():
         return None
     content = tf.lite.TFLiteConverter.from_keras_model(extractor).convert()
-    count = interpreters or os.cpu_count()
-    interpreters = [lite_interpreter(content, max(1, os.cpu_count() // count))
-                    for _ in range(count)]
+    cores = os.cpu_count() or 1
+    count = interpreters or cores
+    workers = [lite_interpreter(content, max(1, cores // count))
+               for _ in range(count)]
 
     def run_one(interpreter, images):
         """The outputs of one interpreter for images (invoke releases
@@ -724,10 +728,11 @@ def lite_engine(extractor, interpreters=None):
         return outputs
 
     def run(images):
-        """The extractor's outputs for images, in order."""
-        shares = np.array_split(images, len(interpreters))
+        """The extractor's outputs for images, in order (one call at a
+        time: the interpreters are shared)."""
+        shares = np.array_split(images, len(workers))
         with concurrent.futures.ThreadPoolExecutor(len(shares)) as pool:
-            parts = pool.map(run_one, interpreters, shares)
+            parts = pool.map(run_one, workers, shares)
             return np.stack([output for part in parts for output in part])
     return run
 
@@ -1014,7 +1019,7 @@ def resume_folder(cache_dir, key, args):
     locked: a run killed before its model was saved resumes from it when
     the same command runs again (one run at a time)."""
     options = {name: value for name, value in vars(args).items()
-               if name not in ('output', 'log', 'note')}
+               if name not in ('output', 'log', 'note', 'test_images')}
     folder = os.path.join(cache_dir, 'backup-' + digest([key, options]))
     with file_lock(folder):
         yield folder

@@ -241,6 +241,8 @@ def test_engines_agree_within_the_cache_rounding(transfer, default_extractor,
     assert np.abs(from_keras).mean() > 0.1  # not underflowing to zeros
     np.testing.assert_allclose(from_lite, from_keras, rtol=2 ** -10,
                                atol=2 ** -14)
+    few = lite(images[:3].astype('float32'))  # fewer images than cores
+    np.testing.assert_array_equal(few, from_lite[:3].astype('float16'))
 
 
 def test_keras_runs_where_tensorflow_has_no_lite(transfer, default_extractor,

@@ -201,6 +201,9 @@ def test_a_preset_sets_its_defaults_and_options_win(transfer, preset):
     default = transfer.parse_args([])
     assert default.cut is None and default.flips and default.mirror
     assert default.epochs == transfer.DEFAULTS['epochs']
+    # the fast preset scores the exact test images (a literal there)
+    assert transfer.PRESETS['fast']['test_images'] == \
+        transfer.EXACT_TEST_IMAGES
 
 
 def test_fast_preset_runs_end_to_end(tmp_path, learnable_cifar_dir,
