@@ -167,7 +167,7 @@ CROP_PIXELS = 4
 CHUNK_BATCHES = 16
 
 # The classifier predicts on cached activations this many at a time
-# (Keras' 32 took 1.6 times as long in a probe).
+# (Keras' 32 took 1.3 to 1.7 times as long in a probe).
 PREDICT_BATCH = 256
 
 # The saved model is checked against the cached path on this many images.
