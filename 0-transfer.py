@@ -110,6 +110,9 @@ OPTIONS = {
     'batch_size': (128, 'images per batch, for extraction and training'),
     'learning_rate': (3e-4, 'Adam\'s initial rate, decayed to 0 on a '
                       'cosine'),
+    'weight_decay': (0.0, 'Adam\'s decoupled weight decay (AdamW), per '
+                     'unit of learning rate, of every trained weight but '
+                     'the biases (0: none; needs Keras 2.11 or later)'),
     'label_smoothing': (0.1, 'of the training loss'),
     'dropout': (0.2, 'before the new head'),
     'holdout': (5000, 'training images held out to choose on'),
@@ -187,6 +190,10 @@ class InputError(ValueError):
 # What differs between them is handled here, by feature, not by version.
 
 KERAS_3 = hasattr(K, 'ops')  # Keras 2 has no keras.ops
+
+# Keras 2.11 gave every optimizer a decoupled weight_decay (AdamW's);
+# Keras 2.6's Adam has none.
+ADAM_DECAYS = 'weight_decay' in inspect.signature(K.optimizers.Adam).parameters
 
 
 def learning_phase():
@@ -576,11 +583,24 @@ def distribution_strategy():
     return tf.distribute.get_strategy()
 
 
-def compile_model(model, learning_rate, label_smoothing, decay_steps):
-    """Compile with Adam, a cosine learning-rate decay and label smoothing."""
+def adam(schedule, weight_decay):
+    """Adam on schedule; with weight_decay, AdamW: each step also shrinks
+    every trained weight but the biases by weight_decay times the step's
+    learning rate (the BatchNorm layers are frozen)."""
+    if not weight_decay:
+        return K.optimizers.Adam(schedule)
+    optimizer = K.optimizers.Adam(schedule, weight_decay=weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=['bias'])
+    return optimizer
+
+
+def compile_model(model, learning_rate, weight_decay, label_smoothing,
+                  decay_steps):
+    """Compile with Adam(W), a cosine learning-rate decay and label
+    smoothing."""
     schedule = K.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     model.compile(
-        optimizer=K.optimizers.Adam(schedule),
+        optimizer=adam(schedule, weight_decay),
         loss=K.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=['accuracy'])
 
@@ -1038,8 +1058,8 @@ def fit_with_resume(classifier, parts, split, holdout_features, args,
     epoch_log.batches = CachedBatches(
         parts, one_hot(split.fit_labels), args.batch_size, args.seed,
         args.shift, first_epoch=done, mixup=args.mixup)
-    compile_model(classifier, args.learning_rate, args.label_smoothing,
-                  len(epoch_log.batches) * args.epochs)
+    compile_model(classifier, args.learning_rate, args.weight_decay,
+                  args.label_smoothing, len(epoch_log.batches) * args.epochs)
     # shuffle=False: the batches shuffle themselves (Keras 2 would also
     # reorder them, differently after a resume).
     classifier.fit(epoch_log.batches, epochs=args.epochs, shuffle=False,
@@ -1431,6 +1451,11 @@ def parse_args(argv=None):
             or not 0 <= args.label_smoothing < 1:
         parser.error('--learning-rate must be > 0; --dropout and '
                      '--label-smoothing in [0, 1)')
+    if not args.weight_decay >= 0:  # also refuses nan
+        parser.error('--weight-decay must be 0 or more')
+    if args.weight_decay and not ADAM_DECAYS:
+        parser.error('--weight-decay needs Keras 2.11 or later (this '
+                     'Keras\'s Adam has no weight decay); leave it at 0')
     return args
 
 

@@ -121,6 +121,7 @@ def measure_training(args, cached):
     model = classifier if cached else stitched
     inputs = extractor.predict(images, verbose=0) if cached else images
     transfer.compile_model(model, transfer.DEFAULTS['learning_rate'],
+                           transfer.DEFAULTS['weight_decay'],
                            transfer.DEFAULTS['label_smoothing'], 1000)
     model.fit(inputs[:args.batch_size], labels[:args.batch_size],
               batch_size=args.batch_size, verbose=0)  # warm up

@@ -94,6 +94,8 @@ def test_unwritable_location(work, cifar_dir, option):
                                   ['--holdout', '0'], ['--crops', '-1'],
                                   ['--test-images', '-1'],
                                   ['--mixup', '-0.2'], ['--mixup', 'nan'],
+                                  ['--weight-decay', '-1'],
+                                  ['--weight-decay', 'nan'],
                                   ['--backbone', 'NoSuchNet']])
 def test_nonsensical_numbers(work, cifar_dir, args):
     """Zero or negative sizes, unknown backbones: refused up front."""

@@ -50,7 +50,7 @@ def fitted(transfer):
     layers = trainer.layers[1:-3] + [
         trainer.get_layer('predictions')]
     before = [[w.numpy() for w in layer.weights] for layer in layers]
-    transfer.compile_model(trainer, 1e-2, 0.1, 10)
+    transfer.compile_model(trainer, 1e-2, 0, 0.1, 10)
     features = np.random.default_rng(0).normal(
         size=(64,) + tuple(extractor.output.shape[1:])).astype('float32')
     labels = np.eye(10, dtype='float32')[np.arange(64) % 10]
@@ -132,3 +132,42 @@ def test_mirror_model_averages_image_and_mirror(transfer, calibrated_weights):
     # about 1e-4 in the probabilities, three orders below a missing flip.
     np.testing.assert_allclose(stitched.predict(images, verbose=0),
                                (single + mirrored) / 2, atol=1e-3)
+
+
+def test_weight_decay_shrinks_every_trained_weight_but_biases(transfer):
+    """One AdamW step ends at the Adam step's weights less decay x rate x
+    the weights it started from, biases excepted (Keras 2.11 and later)."""
+    if not transfer.ADAM_DECAYS:
+        pytest.skip('this Keras\'s Adam has no weight decay')
+    _, trainer, _ = transfer.build_models(
+        'MobileNetV2', 32, None, 'block_13_project_BN', 0)
+    start = [w.numpy() + ('bias' in w.name)  # a bias of 0 cannot shrink
+             for w in trainer.trainable_weights]
+    features = np.random.default_rng(0).normal(
+        size=(16,) + tuple(trainer.input.shape[1:])).astype('float32')
+    labels = np.eye(10, dtype='float32')[np.arange(16) % 10]
+    rate, decay, stepped = 0.1, 0.5, {}
+    for weight_decay in (0, decay):
+        for w, value in zip(trainer.trainable_weights, start):
+            w.assign(value)
+        transfer.compile_model(trainer, rate, weight_decay, 0.1, 10)
+        trainer.fit(features, labels, batch_size=16, verbose=0)
+        stepped[weight_decay] = [w.numpy() for w in trainer.trainable_weights]
+    biases = 0
+    for w, begin, adam, adamw in zip(trainer.trainable_weights, start,
+                                     stepped[0], stepped[decay]):
+        shrink = 0 if 'bias' in w.name else decay * rate
+        biases += 'bias' in w.name
+        np.testing.assert_allclose(adamw, adam - shrink * begin, atol=1e-5,
+                                   err_msg=w.name)
+    assert biases == 1  # the head's; MobileNetV2's convolutions have none
+
+
+def test_weight_decay_is_refused_where_adam_has_none(transfer):
+    """On Keras 2.6, --weight-decay is an error up front, not at training."""
+    argv = ['--weight-decay', '0.01']
+    if transfer.ADAM_DECAYS:
+        assert transfer.parse_args(argv).weight_decay == 0.01
+    else:
+        with pytest.raises(SystemExit):
+            transfer.parse_args(argv)
