@@ -74,10 +74,9 @@ def frontier(d, out):
         ax.annotate(r['number'], (x, y), xytext=(4, -3), fontsize=7,
                     textcoords='offset points')
     for e in d.ensembles.values():  # k models averaged: their CPU-minutes
-        for k in range(2, len(e['runs']) + 1):
+        for k, accuracy in enumerate(e['first_k_averaged'][1:], 2):
             runs = e['runs'][:k]
-            x, y = sum(r['cpu_minutes'] for r in runs), 100 * e[
-                'first_k_averaged'][k - 1]
+            x, y = sum(r['cpu_minutes'] for r in runs), 100 * accuracy
             ax.plot(x, y, 'D', color='C2')
             ax.annotate('+'.join(str(r['number']) for r in runs), (x, y),
                         xytext=(4, -3), fontsize=7, textcoords='offset points')
