@@ -594,8 +594,8 @@ def adam(schedule, weight_decay):
     return optimizer
 
 
-def compile_model(model, learning_rate, weight_decay, label_smoothing,
-                  decay_steps):
+def compile_model(model, learning_rate, decay_steps, *, weight_decay,
+                  label_smoothing):
     """Compile with Adam(W), a cosine learning-rate decay and label
     smoothing."""
     schedule = K.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
@@ -1058,8 +1058,10 @@ def fit_with_resume(classifier, parts, split, holdout_features, args,
     epoch_log.batches = CachedBatches(
         parts, one_hot(split.fit_labels), args.batch_size, args.seed,
         args.shift, first_epoch=done, mixup=args.mixup)
-    compile_model(classifier, args.learning_rate, args.weight_decay,
-                  args.label_smoothing, len(epoch_log.batches) * args.epochs)
+    compile_model(classifier, args.learning_rate,
+                  len(epoch_log.batches) * args.epochs,
+                  weight_decay=args.weight_decay,
+                  label_smoothing=args.label_smoothing)
     # shuffle=False: the batches shuffle themselves (Keras 2 would also
     # reorder them, differently after a resume).
     classifier.fit(epoch_log.batches, epochs=args.epochs, shuffle=False,
@@ -1451,8 +1453,8 @@ def parse_args(argv=None):
             or not 0 <= args.label_smoothing < 1:
         parser.error('--learning-rate must be > 0; --dropout and '
                      '--label-smoothing in [0, 1)')
-    if not args.weight_decay >= 0:  # also refuses nan
-        parser.error('--weight-decay must be 0 or more')
+    if not 0 <= args.weight_decay < np.inf:  # also refuses nan
+        parser.error('--weight-decay must be 0 or more, and finite')
     if args.weight_decay and not ADAM_DECAYS:
         parser.error('--weight-decay needs Keras 2.11 or later (this '
                      'Keras\'s Adam has no weight decay); leave it at 0')

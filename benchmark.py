@@ -120,9 +120,10 @@ def measure_training(args, cached):
     extractor, classifier, stitched = default_models(transfer, args)
     model = classifier if cached else stitched
     inputs = extractor.predict(images, verbose=0) if cached else images
-    transfer.compile_model(model, transfer.DEFAULTS['learning_rate'],
-                           transfer.DEFAULTS['weight_decay'],
-                           transfer.DEFAULTS['label_smoothing'], 1000)
+    transfer.compile_model(
+        model, transfer.DEFAULTS['learning_rate'], 1000,
+        weight_decay=transfer.DEFAULTS['weight_decay'],
+        label_smoothing=transfer.DEFAULTS['label_smoothing'])
     model.fit(inputs[:args.batch_size], labels[:args.batch_size],
               batch_size=args.batch_size, verbose=0)  # warm up
     seconds = timed(lambda: model.fit(inputs, labels,

@@ -96,6 +96,7 @@ def test_unwritable_location(work, cifar_dir, option):
                                   ['--mixup', '-0.2'], ['--mixup', 'nan'],
                                   ['--weight-decay', '-1'],
                                   ['--weight-decay', 'nan'],
+                                  ['--weight-decay', 'inf'],
                                   ['--backbone', 'NoSuchNet']])
 def test_nonsensical_numbers(work, cifar_dir, args):
     """Zero or negative sizes, unknown backbones: refused up front."""
